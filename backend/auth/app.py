@@ -1,0 +1,92 @@
+"""The auth service: accounts, tokens, devices and keys under ``/auth/``."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from backend import __version__
+from backend.auth import views
+from backend.auth.passwords import PasswordHasher
+from backend.auth.service import AuthService
+from backend.auth.store import AuthStore
+from backend.auth.throttle import LoginThrottle
+from backend.common.events import EventPublisher
+from backend.common.resources import Stores, data_path
+from backend.common.settings import Mode, Settings, SettingsError
+from backend.common.tokens import SigningKey, TokenIssuer, load_or_create_key
+
+log = logging.getLogger("sealchat.auth")
+
+EMBEDDED_KEY_FILE = "secrets/jwt-ed25519.pem"
+
+
+def signing_keys(settings: Settings) -> list[SigningKey]:
+    """Configured keys (first signs); the embedded mode makes its own on first start."""
+    if settings.auth.signing_keys:
+        keys = []
+        for path in settings.auth.signing_keys:
+            try:
+                keys.append(SigningKey.load(path))
+            except (OSError, ValueError) as exc:
+                raise SettingsError(f"setting auth.signing_keys: cannot load {path}: {exc}") from None
+        return keys
+    if settings.mode is Mode.CLUSTER:
+        raise SettingsError(
+            "setting auth.signing_keys (SEALCHAT_AUTH__SIGNING_KEYS): required in cluster mode; "
+            "make one with `sealchatd gen-key PATH`"
+        )
+    return [load_or_create_key(data_path(settings, EMBEDDED_KEY_FILE))]
+
+
+@contextlib.asynccontextmanager
+async def auth_service(settings: Settings, stores: Stores) -> AsyncIterator[AuthService]:
+    a = settings.auth
+    issuer = TokenIssuer(signing_keys(settings), issuer=a.issuer, ttl_seconds=a.access_ttl_seconds)
+    hasher = PasswordHasher(
+        time_cost=a.argon2_time_cost,
+        memory_kib=a.argon2_memory_kib,
+        parallelism=a.argon2_parallelism,
+        concurrency=a.hash_concurrency,
+    )
+    async with EventPublisher(stores.queue, "auth").running() as events:
+        service = AuthService(
+            store=AuthStore(stores.engine),
+            hasher=hasher,
+            throttle=LoginThrottle(stores.kv, a),
+            issuer=issuer,
+            kv=stores.kv,
+            events=events,
+            settings=a,
+        )
+        events.emit("service", "auth", action="start")
+        purged = await service.purge()
+        log.info("auth service ready", extra={"kid": issuer.jwks()["keys"][0]["kid"], "purged_sessions": purged})
+        try:
+            yield service
+        finally:
+            events.emit("service", "auth", action="stop")
+
+
+def create_routes() -> web.Application:
+    """The auth sub-application: routes only; resources come from the root app."""
+    app = web.Application()
+    table = views.routes()
+    document = table.openapi(title="sealchat auth", version=__version__)
+
+    async def openapi(_: web.Request) -> web.Response:
+        return web.json_response(document)
+
+    table.register(app)
+    app.router.add_get("/openapi.json", openapi)
+    return app
+
+
+def create_app(settings: Settings) -> web.Application:
+    """The auth service alone, mounted under /auth/ (cluster mode and tests)."""
+    from backend.server import build_root
+
+    return build_root(settings, ["auth"])

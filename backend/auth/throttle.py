@@ -1,0 +1,51 @@
+"""Login throttling per (account, address), per address and per account.
+
+Counts failures only, in fixed windows, the same way for existing and unknown accounts.
+The (account, address) limit stops guessing at one account from one place; the address
+limit stops spraying one password over many accounts; the account limit (much higher)
+bounds a distributed attack, while a real user elsewhere keeps getting in until then.
+"""
+
+from __future__ import annotations
+
+from backend.common.errors import ApiError
+from backend.common.settings import AuthSettings
+from backend.protocol.errors import ErrorCode
+from backend.stores.ephemeral.port import KeyValue
+
+
+class LoginThrottle:
+    def __init__(self, kv: KeyValue, settings: AuthSettings) -> None:
+        self._kv = kv
+        self._window = settings.throttle_window_seconds
+        self._limits = {
+            "acct_ip": settings.throttle_per_account_ip,
+            "ip": settings.throttle_per_ip,
+            "acct": settings.throttle_per_account,
+        }
+        self.throttled = 0
+
+    @staticmethod
+    def _keys(account: str, address: str) -> dict[str, str]:
+        return {
+            "acct_ip": f"login:fail:acct_ip:{account}|{address}",
+            "ip": f"login:fail:ip:{address}",
+            "acct": f"login:fail:acct:{account}",
+        }
+
+    async def check(self, account: str, address: str) -> None:
+        for kind, key in self._keys(account, address).items():
+            if await self._kv.get_int(key) >= self._limits[kind]:
+                self.throttled += 1
+                raise ApiError(
+                    ErrorCode.THROTTLED,
+                    "too many failed logins: wait and try again",
+                    headers={"Retry-After": str(self._window)},
+                )
+
+    async def failed(self, account: str, address: str) -> None:
+        for key in self._keys(account, address).values():
+            await self._kv.incr(key, self._window)
+
+    async def succeeded(self, account: str, address: str) -> None:
+        await self._kv.delete(self._keys(account, address)["acct_ip"])

@@ -1,0 +1,155 @@
+"""``sealchatd``: run the services, migrate the schema, make keys."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+from backend import __version__
+from backend.common.logs import setup_logging
+from backend.common.settings import Mode, Settings, SettingsError, load_settings
+from backend.common.tokens import SigningKey, write_secret_file
+from backend.stores.relational.migrate import SchemaNotMigrated
+
+NOT_BUILT = {
+    "chat": "the chat service",
+    "log": "the log service",
+    "archiver": "the archiver",
+}
+
+log = logging.getLogger("sealchat.cli")
+
+
+class AccessLogger(AbstractAccessLogger):
+    """One structured line per request: method, path, status, duration (no headers, no body)."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info(
+            "%s %s %s",
+            request.method,
+            request.path,
+            response.status,
+            extra={"status": response.status, "ms": round(time * 1000, 2), "remote": request.remote},
+        )
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, help="TOML configuration file")
+    p.add_argument("--data-dir", type=Path, help="where the embedded mode keeps its data")
+
+
+def _listen(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port to listen on (default: the service's own)")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sealchatd", description="The sealchat server.")
+    p.add_argument("--version", action="version", version=f"sealchatd {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = sub.add_parser("all", help="every service in one process (default port 8080)")
+    _common(run)
+    _listen(run)
+    for name in ("auth", *NOT_BUILT):
+        s = sub.add_parser(name, help=f"run the {name} service alone (cluster mode)")
+        _common(s)
+        _listen(s)
+    m = sub.add_parser("migrate", help="bring the database schema up to date")
+    _common(m)
+    k = sub.add_parser("gen-key", help="write a new Ed25519 token-signing key (mode 0600)")
+    k.add_argument("path", type=Path)
+    return p
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    if getattr(args, "data_dir", None):
+        overrides["data_dir"] = str(args.data_dir)
+    server = {k: v for k in ("host", "port") if (v := getattr(args, k, None)) is not None}
+    if server:
+        overrides["server"] = server
+    return load_settings(args.config, overrides)
+
+
+def _serve(settings: Settings, service: str) -> None:
+    from backend.server import build_root
+
+    services = ["auth"] if service in ("all", "auth") else [service]
+    app = build_root(settings, services)
+    host, port = settings.server.host, settings.listen_port(service)
+    where = f"data in {settings.data_dir}" if settings.mode is Mode.EMBEDDED else "cluster mode"
+
+    def announce(_: str) -> None:
+        print(
+            f"sealchatd {service} listening on http://{host}:{port} ({where}); "
+            f"services: {', '.join('/' + s for s in services)}. Press Ctrl+C to stop.",
+            flush=True,
+        )
+
+    web.run_app(
+        app,
+        host=host,
+        port=port,
+        print=announce,
+        access_log_class=AccessLogger,
+        shutdown_timeout=settings.server.shutdown_timeout,
+        handler_cancellation=True,
+    )
+
+
+async def _migrate(settings: Settings) -> None:
+    from backend.common.resources import relational_url
+    from backend.stores.relational import migrate
+    from backend.stores.relational.engine import open_engine
+
+    engine = open_engine(relational_url(settings))
+    try:
+        before, after = await migrate.upgrade(engine)
+    finally:
+        await engine.dispose()
+    print(f"schema at revision {after}" + ("" if before == after else f" (was {before or 'empty'})"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.command == "gen-key":
+        try:
+            write_secret_file(args.path, SigningKey.generate().pem())
+        except FileExistsError:
+            print(f"sealchatd: {args.path} exists; choose a new path (keys are never overwritten)", file=sys.stderr)
+            return 2
+        print(f"wrote {args.path} (kid {SigningKey.load(args.path).kid})")
+        return 0
+    if args.command in NOT_BUILT:
+        print(f"sealchatd: {NOT_BUILT[args.command]} is not built yet; run `sealchatd all` for the "
+              "services that are", file=sys.stderr)
+        return 2
+    try:
+        settings = _settings(args)
+        setup_logging(
+            args.command, level=settings.log.level, fmt=settings.log.format,
+            cluster=settings.mode is Mode.CLUSTER,
+        )
+        if args.command == "migrate":
+            asyncio.run(_migrate(settings))
+        else:
+            _serve(settings, args.command)
+    except (SettingsError, SchemaNotMigrated) as exc:
+        print(f"sealchatd: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"sealchatd: {exc.strerror or exc}; is another sealchatd already running on that port, "
+              "or a store down?", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

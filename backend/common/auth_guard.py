@@ -1,0 +1,66 @@
+"""Who is calling: bearer token → verified claims, checked against the deny-list.
+
+Shared by every service. Logout (auth) writes the deny-list; here it is only read.
+"""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+
+from backend.common.errors import ApiError
+from backend.common.tokens import AccessClaims, TokenError, TokenExpired, TokenVerifier
+from backend.protocol.errors import ErrorCode
+from backend.stores.ephemeral.port import KeyValue
+
+_PRINCIPAL = "sealchat.principal"
+
+
+def deny_jti_key(jti: str) -> str:
+    return f"deny:jti:{jti}"
+
+
+def deny_session_key(sid: str) -> str:
+    return f"deny:sid:{sid}"
+
+
+class Guard:
+    def __init__(self, verifier: TokenVerifier, kv: KeyValue) -> None:
+        self.verifier = verifier
+        self.kv = kv
+
+    async def check(self, token: str) -> AccessClaims:
+        """Verify a raw token (REST header or a WebSocket auth frame)."""
+        try:
+            claims = self.verifier.verify(token)
+        except TokenExpired:
+            raise ApiError(ErrorCode.TOKEN_EXPIRED, "access token expired: refresh it") from None
+        except TokenError as exc:
+            raise ApiError(ErrorCode.UNAUTHORIZED, f"{exc}: log in again") from None
+        if await self.kv.has_flag(deny_jti_key(claims.jti)) or await self.kv.has_flag(
+            deny_session_key(claims.sid)
+        ):
+            raise ApiError(ErrorCode.UNAUTHORIZED, "session has ended: log in again")
+        return claims
+
+    async def require(self, request: web.Request) -> AccessClaims:
+        """The caller's claims, or 401. Cached on the request."""
+        cached = request.get(_PRINCIPAL)
+        if cached is not None:
+            return cached
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise ApiError(
+                ErrorCode.UNAUTHORIZED,
+                "missing bearer token: send Authorization: Bearer <token from /auth/login>",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        claims = await self.check(token.strip())
+        request[_PRINCIPAL] = claims
+        return claims
+
+
+def seconds_left(claims: AccessClaims) -> int:
+    return max(1, claims.exp - int(time.time()) + 60)

@@ -1,0 +1,99 @@
+"""Event records for the log service, in the seed's format.
+
+``emit`` never blocks and never fails a user action: records go to a bounded buffer that a
+background task drains into the durable queue. When the buffer is full the record is
+dropped and counted, so a dead log path costs log lines, never logins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from backend.common.logs import SENSITIVE, request_id_var
+from backend.stores.queue.port import DurableQueue, QueueSpec, QueueUnavailable
+
+log = logging.getLogger("sealchat.events")
+
+EVENTS_QUEUE = QueueSpec(
+    name="sealchat.events", dead_letter="sealchat.events.dead", max_deliveries=5, max_length=1_000_000
+)
+
+
+def event_record(
+    server: str, category: str, subject: str, data: Mapping[str, Any], request_id: str | None
+) -> dict[str, Any]:
+    bad = SENSITIVE & data.keys()
+    if bad:  # a programming error: fail loudly in tests rather than leak in production
+        raise ValueError(f"event data must not carry {sorted(bad)}")
+    return {
+        "event_id": uuid.uuid4().hex,
+        "datetime": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "server": server,
+        "category": category,
+        "id": subject,
+        "data": dict(data),
+        "request_id": request_id,
+    }
+
+
+class EventPublisher:
+    def __init__(self, queue: DurableQueue, server: str, *, buffer: int = 10_000) -> None:
+        self._queue = queue
+        self.server = server
+        self._buffer: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=buffer)
+        self.dropped = 0
+        self.published = 0
+
+    def emit(self, category: str, subject: str, **data: Any) -> None:
+        record = event_record(self.server, category, subject, data, request_id_var.get())
+        try:
+            self._buffer.put_nowait(record)
+        except asyncio.QueueFull:
+            self.dropped += 1
+
+    async def _drain(self) -> None:
+        backoff = 0.2
+        while True:
+            record = await self._buffer.get()
+            while True:
+                try:
+                    await self._queue.publish(
+                        EVENTS_QUEUE.name,
+                        json.dumps(record, separators=(",", ":")).encode(),
+                        message_id=record["event_id"],
+                    )
+                    self.published += 1
+                    self._buffer.task_done()
+                    backoff = 0.2
+                    break
+                except QueueUnavailable as exc:
+                    log.warning("event queue unavailable, retrying", extra={"error": str(exc)})
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 10.0)
+
+    async def flush(self, timeout: float = 5.0) -> None:
+        """Wait until every buffered record is published (shutdown, tests)."""
+        async with asyncio.timeout(timeout):
+            await self._buffer.join()
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[EventPublisher]:
+        await self._queue.declare(EVENTS_QUEUE)
+        task = asyncio.create_task(self._drain(), name=f"events-{self.server}")
+        try:
+            yield self
+        finally:
+            with contextlib.suppress(TimeoutError):
+                await self.flush(timeout=2.0)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            if self.dropped:
+                log.warning("event records dropped", extra={"dropped": self.dropped})

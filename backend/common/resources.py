@@ -1,0 +1,103 @@
+"""Opening the stores a process needs, for the embedded default or the cluster.
+
+The embedded mode keeps everything under ``data_dir``: one SQLite file per store, secrets
+mode 0600, and its schema migrated on start. The cluster mode connects to MariaDB, MongoDB,
+Redis and RabbitMQ and refuses to serve on an unmigrated schema.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from backend.common.settings import Mode, Settings, SettingsError
+from backend.stores.documents.port import DocumentStore
+from backend.stores.ephemeral.port import Doorbell, KeyValue
+from backend.stores.queue.port import DurableQueue
+from backend.stores.relational import migrate
+from backend.stores.relational.engine import open_engine
+
+log = logging.getLogger("sealchat.resources")
+
+
+@dataclass(slots=True)
+class Stores:
+    engine: AsyncEngine
+    kv: KeyValue
+    doorbell: Doorbell
+    queue: DurableQueue
+    documents: DocumentStore | None
+
+
+def data_path(settings: Settings, name: str) -> Path:
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return settings.data_dir / name
+
+
+def relational_url(settings: Settings) -> str:
+    if settings.database.url is not None:
+        return settings.database.url.get_secret_value()
+    return f"sqlite+aiosqlite:///{data_path(settings, 'sealchat.sqlite3')}"
+
+
+async def _embedded(stack: contextlib.AsyncExitStack, settings: Settings, documents: bool) -> Stores:
+    from backend.stores.documents.sqlite import SqliteDocumentStore
+    from backend.stores.ephemeral.memory import MemoryDoorbell, MemoryKeyValue
+    from backend.stores.queue.embedded import SqliteQueue
+
+    engine = open_engine(relational_url(settings))
+    stack.push_async_callback(engine.dispose)
+    before, after = await migrate.upgrade(engine)
+    if before != after:
+        log.info("database migrated", extra={"from_revision": before, "to_revision": after})
+    kv, doorbell = MemoryKeyValue(), MemoryDoorbell()
+    stack.push_async_callback(kv.close)
+    stack.push_async_callback(doorbell.close)
+    queue = SqliteQueue(data_path(settings, "queue.sqlite3"))
+    stack.push_async_callback(queue.close)
+    docs = None
+    if documents:
+        docs = SqliteDocumentStore(data_path(settings, "documents.sqlite3"))
+        stack.push_async_callback(docs.close)
+        await docs.setup()
+    return Stores(engine, kv, doorbell, queue, docs)
+
+
+async def _cluster(stack: contextlib.AsyncExitStack, settings: Settings, documents: bool) -> Stores:
+    from backend.stores.documents.mongo import MongoDocumentStore
+    from backend.stores.ephemeral.redis_store import RedisDoorbell, RedisKeyValue
+    from backend.stores.queue.rabbitmq import RabbitQueue
+
+    def secret(url: object) -> str:
+        assert url is not None  # Settings validated that cluster mode has every URL
+        return url.get_secret_value()  # type: ignore[attr-defined]
+
+    engine = open_engine(relational_url(settings), pool_size=settings.database.pool_size)
+    stack.push_async_callback(engine.dispose)
+    await migrate.require_current(engine)
+    kv = RedisKeyValue(secret(settings.redis.url), settings.redis.prefix)
+    stack.push_async_callback(kv.close)
+    doorbell = RedisDoorbell(secret(settings.redis.url), settings.redis.prefix)
+    stack.push_async_callback(doorbell.close)
+    queue = RabbitQueue(secret(settings.rabbitmq.url))
+    stack.push_async_callback(queue.close)
+    docs = None
+    if documents:
+        if settings.mongo.url is None:
+            raise SettingsError("setting mongo.url (SEALCHAT_MONGO__URL): required in cluster mode")
+        docs = MongoDocumentStore(secret(settings.mongo.url), settings.mongo.database)
+        stack.push_async_callback(docs.close)
+        await docs.setup()
+    return Stores(engine, kv, doorbell, queue, docs)
+
+
+@contextlib.asynccontextmanager
+async def open_stores(settings: Settings, *, documents: bool) -> AsyncIterator[Stores]:
+    async with contextlib.AsyncExitStack() as stack:
+        opener = _embedded if settings.mode is Mode.EMBEDDED else _cluster
+        yield await opener(stack, settings, documents)

@@ -1,0 +1,203 @@
+"""Configuration: a TOML file, then ``SEALCHAT_*`` environment variables, then command-line flags.
+
+Later sources win. Nested settings are addressed with a double underscore in the environment:
+``[database] url = …`` in the file is ``SEALCHAT_DATABASE__URL`` in the environment. Values
+that start with ``[`` or ``{`` are read as JSON (lists such as ``SEALCHAT_AUTH__ADMINS``).
+
+Everything is validated once, at start; a bad or missing setting becomes a ``SettingsError``
+whose one-line message names the setting and the environment variable that sets it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+ENV_PREFIX = "SEALCHAT_"
+
+#: Default listen port of each service in cluster mode, and of ``all``.
+DEFAULT_PORTS = {"all": 8080, "auth": 8081, "chat": 8082, "log": 8083, "archiver": 8084}
+
+
+class SettingsError(Exception):
+    """A setting is missing or invalid; ``str()`` is the one line shown to the operator."""
+
+
+class Mode(StrEnum):
+    EMBEDDED = "embedded"
+    """Every store in SQLite / in-process under ``data_dir``; secrets generated there."""
+    CLUSTER = "cluster"
+    """MariaDB, MongoDB, Redis, RabbitMQ; every secret and URL must be configured."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int | None = Field(default=None, ge=1, le=65535)
+    """None: the service's default port (``DEFAULT_PORTS``)."""
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=64 * 1024 * 1024)
+    allowed_origins: list[str] = []
+    """Origins allowed to open a WebSocket (a browser's ``Origin`` header); empty: none."""
+    shutdown_timeout: float = Field(default=10.0, ge=0, le=300)
+    trusted_proxies: list[str] = []
+    """Addresses or networks of load balancers whose X-Forwarded-For is believed."""
+
+
+class DatabaseSettings(_Section):
+    url: SecretStr | None = None
+    """``mysql+aiomysql://user:pass@host/db`` in cluster mode; embedded: SQLite in data_dir."""
+    pool_size: int = Field(default=10, ge=1, le=200)
+
+
+class MongoSettings(_Section):
+    url: SecretStr | None = None
+    database: str = Field(default="sealchat", pattern=r"^[A-Za-z0-9_-]{1,63}$")
+
+
+class RedisSettings(_Section):
+    url: SecretStr | None = None
+    prefix: str = Field(default="sealchat:", max_length=64)
+
+
+class RabbitSettings(_Section):
+    url: SecretStr | None = None
+
+
+class AuthSettings(_Section):
+    issuer: str = "sealchat"
+    access_ttl_seconds: int = Field(default=900, ge=30, le=86400)
+    refresh_ttl_days: int = Field(default=30, ge=1, le=365)
+    signing_keys: list[Path] = []
+    """Ed25519 private keys (PEM). The first signs; the rest are published in the JWKS only,
+    so tokens they signed stay valid during a key rotation. Required in cluster mode."""
+    jwks_url: str | None = None
+    """Where the chat and log services read the JWKS in cluster mode (the auth service's
+    ``/auth/.well-known/jwks.json``); not needed in embedded mode."""
+    argon2_time_cost: int = Field(default=2, ge=2, le=20)
+    argon2_memory_kib: int = Field(default=19456, ge=19456, le=4 * 1024 * 1024)
+    argon2_parallelism: int = Field(default=1, ge=1, le=16)
+    hash_concurrency: int = Field(default=2, ge=1, le=64)
+    """At most this many password hashes run at once (each takes ~20 MiB and a core)."""
+    throttle_window_seconds: int = Field(default=900, ge=10, le=86400)
+    throttle_per_account_ip: int = Field(default=10, ge=1)
+    """Failed logins for one account from one address within the window before 429."""
+    throttle_per_ip: int = Field(default=30, ge=1)
+    """Failed logins from one address (any account) within the window before 429."""
+    throttle_per_account: int = Field(default=100, ge=1)
+    """Failed logins for one account from every address within the window before 429."""
+    allow_signup: bool = True
+    admins: list[str] = []
+    """Account ids that get the ``admin`` role (the log query API)."""
+
+
+class LogSettings(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["auto", "json", "text"] = "auto"
+    """auto: readable lines on a terminal, JSON lines otherwise (and always in cluster mode)."""
+
+
+class Settings(_Section):
+    mode: Mode = Mode.EMBEDDED
+    data_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_data_dir("sealchat")))
+    server: ServerSettings = ServerSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    mongo: MongoSettings = MongoSettings()
+    redis: RedisSettings = RedisSettings()
+    rabbitmq: RabbitSettings = RabbitSettings()
+    auth: AuthSettings = AuthSettings()
+    log: LogSettings = LogSettings()
+
+    @model_validator(mode="after")
+    def _cluster_needs_every_store(self) -> Settings:
+        if self.mode is Mode.CLUSTER:
+            # MongoDB is checked where it is opened: the auth service never needs it.
+            for section in ("database", "redis", "rabbitmq"):
+                if getattr(self, section).url is None:
+                    raise ValueError(f"{section}.url: required in cluster mode")
+            url = self.database.url.get_secret_value() if self.database.url else ""
+            if not url.startswith("mysql+aiomysql://"):
+                raise ValueError("database.url: cluster mode needs mysql+aiomysql://…")
+        return self
+
+    def listen_port(self, service: str) -> int:
+        return self.server.port or DEFAULT_PORTS[service]
+
+
+def _env_tree(environ: Mapping[str, str]) -> dict[str, Any]:
+    """``SEALCHAT_A__B=v`` → ``{"a": {"b": v}}`` for the top-level names Settings knows."""
+    known = set(Settings.model_fields)
+    tree: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        path = name[len(ENV_PREFIX) :].lower().split("__")
+        if path[0] not in known:
+            continue  # other SEALCHAT_* variables belong to the client or the tests
+        value: Any = raw
+        if raw[:1] in "[{":
+            try:
+                value = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise SettingsError(f"{name}: not valid JSON ({exc.msg})") from None
+        node = tree
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise SettingsError(f"{name}: conflicts with another SEALCHAT_ variable")
+        node[path[-1]] = value
+    return tree
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _env_name(loc: tuple[int | str, ...]) -> str:
+    return ENV_PREFIX + "__".join(str(p).upper() for p in loc)
+
+
+def load_settings(
+    config_file: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Read, merge and validate the configuration, or raise ``SettingsError``."""
+    data: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            data = tomllib.loads(config_file.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise SettingsError(f"config file {config_file}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"config file {config_file}: not valid TOML ({exc})") from None
+    data = _merge(data, _env_tree(os.environ if environ is None else environ))
+    data = _merge(data, overrides or {})
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(err["loc"])
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        if not loc:  # a model-level check names its setting in the message itself
+            setting = msg.split(":", 1)[0]
+            return_msg = f"setting {setting} ({_env_name(tuple(setting.split('.')))}): "
+            raise SettingsError(return_msg + msg.split(": ", 1)[-1]) from None
+        setting = ".".join(str(p) for p in loc)
+        raise SettingsError(f"setting {setting} ({_env_name(loc)}): {msg}") from None

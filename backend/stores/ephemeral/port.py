@@ -1,0 +1,83 @@
+"""Ephemeral state ports: a key-value store with expiry, and the doorbell (pub/sub).
+
+Neither is a record of anything: losing their contents must never lose data, only cost a
+throttle window, a deny-list entry until the token expires anyway, or a resync.
+Adapters: Redis (cluster mode) and in-process memory (embedded mode).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+
+class KeyValue(abc.ABC):
+    """Counters and flags that expire. Keys are namespaced by the adapter's prefix."""
+
+    @abc.abstractmethod
+    async def incr(self, key: str, ttl_seconds: int) -> int:
+        """Add one to a counter and return the new value.
+
+        The expiry is set when the counter is created and not extended by later increments,
+        so a counter describes a fixed window that starts with its first hit.
+        """
+
+    @abc.abstractmethod
+    async def get_int(self, key: str) -> int:
+        """The counter's value, 0 if absent or expired."""
+
+    @abc.abstractmethod
+    async def set_flag(self, key: str, ttl_seconds: int) -> None:
+        """Mark a key present for ``ttl_seconds`` (overwrites an earlier expiry)."""
+
+    @abc.abstractmethod
+    async def has_flag(self, key: str) -> bool:
+        """Whether the key is present and unexpired."""
+
+    @abc.abstractmethod
+    async def delete(self, *keys: str) -> None:
+        """Remove keys; absent keys are ignored."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release connections."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ring:
+    """One doorbell ring: ``payload`` on ``channel``."""
+
+    channel: str
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Resync:
+    """The subscription was (or may have been) interrupted: rings may have been missed.
+
+    Subscribers must treat this as "go and read the record" (history), never ignore it.
+    """
+
+    reason: str
+
+
+class Doorbell(abc.ABC):
+    """Best-effort fan-out notifications. A doorbell, never the record."""
+
+    @abc.abstractmethod
+    async def ring(self, channel: str, payload: bytes) -> None:
+        """Publish ``payload`` to every current subscriber of ``channel``."""
+
+    @abc.abstractmethod
+    def subscribe(self, *channels: str) -> AsyncIterator[Ring | Resync]:
+        """Yield rings on ``channels`` until the iterator is closed.
+
+        The first item is always a ``Resync("subscribed")`` once the subscription is live, so
+        a subscriber knows from when on it can rely on rings. After a lost connection the
+        adapter reconnects by itself and yields another ``Resync``.
+        """
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release connections and end every open subscription."""

@@ -1,0 +1,94 @@
+"""The relational schema (SQLAlchemy Core). Changes here need an Alembic migration too;
+``tests/contracts/test_relational_schema.py`` fails when the two disagree."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+)
+
+from backend.stores.relational.types import Identifier, UTCDateTime
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Identifier(32), primary_key=True),
+    Column("email", String(254), nullable=False),
+    Column("password_hash", String(255), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+devices = Table(
+    "devices",
+    metadata,
+    Column("user_id", Identifier(32), primary_key=True),
+    Column("device_id", Identifier(32), primary_key=True),
+    Column("display_name", String(64), nullable=False),
+    # Public identity keys, unpadded base64 as vodozemac prints them.
+    Column("ed25519", String(64), nullable=False),
+    Column("curve25519", String(64), nullable=False),
+    # The device's Ed25519 signature over its canonical device record.
+    Column("signature", String(128), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    ForeignKeyConstraint(["user_id"], ["users.id"], ondelete="CASCADE"),
+)
+
+one_time_keys = Table(
+    "one_time_keys",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    Column("user_id", Identifier(32), nullable=False),
+    Column("device_id", Identifier(32), nullable=False),
+    Column("key_id", Identifier(64), nullable=False),
+    Column("public_key", String(64), nullable=False),
+    Column("signature", String(128), nullable=False),
+    # A fallback key is handed out when no one-time key is left, and is not consumed.
+    Column("is_fallback", Boolean(), nullable=False, default=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    ForeignKeyConstraint(
+        ["user_id", "device_id"], ["devices.user_id", "devices.device_id"], ondelete="CASCADE"
+    ),
+    UniqueConstraint("user_id", "device_id", "key_id"),
+    Index(None, "user_id", "device_id", "is_fallback"),
+)
+
+token_families = Table(
+    "token_families",
+    metadata,
+    Column("id", Identifier(32), primary_key=True),
+    Column("user_id", Identifier(32), nullable=False, index=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("revoked_at", UTCDateTime(), nullable=True),
+    Column("revoked_reason", String(32), nullable=True),
+    ForeignKeyConstraint(["user_id"], ["users.id"], ondelete="CASCADE"),
+)
+
+refresh_tokens = Table(
+    "refresh_tokens",
+    metadata,
+    # SHA-256 of the opaque token: a leaked table cannot be replayed.
+    Column("token_hash", Identifier(64), primary_key=True),
+    Column("family_id", Identifier(32), nullable=False, index=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("used_at", UTCDateTime(), nullable=True),
+    ForeignKeyConstraint(["family_id"], ["token_families.id"], ondelete="CASCADE"),
+)

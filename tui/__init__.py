@@ -1,0 +1,3 @@
+"""sealchat: the terminal client."""
+
+__version__ = "0.1.0"
