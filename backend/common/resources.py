@@ -45,7 +45,9 @@ def relational_url(settings: Settings) -> str:
     return f"sqlite+aiosqlite:///{data_path(settings, 'sealchat.sqlite3')}"
 
 
-async def _embedded(stack: contextlib.AsyncExitStack, settings: Settings, documents: bool) -> Stores:
+async def _embedded(
+    stack: contextlib.AsyncExitStack, settings: Settings, documents: bool
+) -> Stores:
     from backend.stores.documents.sqlite import SqliteDocumentStore
     from backend.stores.ephemeral.memory import MemoryDoorbell, MemoryKeyValue
     from backend.stores.queue.embedded import SqliteQueue
@@ -70,7 +72,7 @@ async def _embedded(stack: contextlib.AsyncExitStack, settings: Settings, docume
 
 async def _cluster(stack: contextlib.AsyncExitStack, settings: Settings, documents: bool) -> Stores:
     from backend.stores.documents.mongo import MongoDocumentStore
-    from backend.stores.ephemeral.redis_store import RedisDoorbell, RedisKeyValue
+    from backend.stores.ephemeral.redis import open_redis
     from backend.stores.queue.rabbitmq import RabbitQueue
 
     def secret(url: object) -> str:
@@ -80,9 +82,8 @@ async def _cluster(stack: contextlib.AsyncExitStack, settings: Settings, documen
     engine = open_engine(relational_url(settings), pool_size=settings.database.pool_size)
     stack.push_async_callback(engine.dispose)
     await migrate.require_current(engine)
-    kv = RedisKeyValue(secret(settings.redis.url), settings.redis.prefix)
+    kv, doorbell = open_redis(secret(settings.redis.url), settings.redis.prefix)
     stack.push_async_callback(kv.close)
-    doorbell = RedisDoorbell(secret(settings.redis.url), settings.redis.prefix)
     stack.push_async_callback(doorbell.close)
     queue = RabbitQueue(secret(settings.rabbitmq.url))
     stack.push_async_callback(queue.close)

@@ -1,0 +1,52 @@
+"""A subscriber's bounded inbox, shared by every doorbell adapter.
+
+A ringer must never wait for a slow subscriber, and a subscriber must never miss a ring
+without knowing it: when the inbox is full its backlog is dropped and replaced by a single
+``Resync("overflow")``, which sends the subscriber back to the record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from backend.stores.ephemeral.port import Resync, Ring
+
+OVERFLOW = Resync("overflow")
+
+
+class Inbox:
+    """Items for one subscriber, in order; ``get`` returns ``None`` once ended and read."""
+
+    def __init__(self, size: int) -> None:
+        if size < 1:
+            raise ValueError("an inbox holds at least one item")
+        # None marks the end; see end().
+        self._queue: asyncio.Queue[Ring | Resync | None] = asyncio.Queue(maxsize=size)
+        self._ended = False
+
+    def put(self, item: Ring | Resync) -> None:
+        """Queue ``item`` without waiting; on overflow trade the backlog for a Resync."""
+        if self._ended:
+            return
+        if self._queue.full():
+            while not self._queue.empty():
+                self._queue.get_nowait()
+            self._queue.put_nowait(OVERFLOW)
+            if self._queue.full():  # a one-item inbox: the Resync covers this item too
+                return
+        self._queue.put_nowait(item)
+
+    def end(self) -> None:
+        """Accept nothing more; the reader gets the backlog, then ``None``."""
+        if self._ended:
+            return
+        self._ended = True
+        # A full queue cannot take the marker, but then get() sees the end once it drains.
+        if not self._queue.full():
+            self._queue.put_nowait(None)
+
+    async def get(self) -> Ring | Resync | None:
+        """The next item, waiting for one; ``None`` when the inbox has ended."""
+        if self._ended and self._queue.empty():
+            return None
+        return await self._queue.get()
