@@ -1,0 +1,11 @@
+"""Document store port (messages, to-device queue, event log); adapters live beside it."""
+
+from backend.stores.documents.port import (
+    DocumentStore,
+    EventQuery,
+    EventRecord,
+    StoredMessage,
+    ToDevice,
+)
+
+__all__ = ["DocumentStore", "EventQuery", "EventRecord", "StoredMessage", "ToDevice"]
