@@ -14,6 +14,7 @@ from aiohttp.abc import AbstractAccessLogger
 
 from backend import __version__
 from backend.common.logs import setup_logging
+from backend.common.middlewares import REQUEST_ID_HEADER
 from backend.common.settings import Mode, Settings, SettingsError, load_settings
 from backend.common.tokens import SigningKey, write_secret_file
 from backend.stores.relational.migrate import SchemaNotMigrated
@@ -36,7 +37,13 @@ class AccessLogger(AbstractAccessLogger):
             request.method,
             request.path,
             response.status,
-            extra={"status": response.status, "ms": round(time * 1000, 2), "remote": request.remote},
+            extra={
+                "status": response.status,
+                "ms": round(time * 1000, 2),
+                "remote": request.remote,
+                # The request's context has ended by now; the response still carries its id.
+                "request_id": response.headers.get(REQUEST_ID_HEADER),
+            },
         )
 
 
@@ -114,7 +121,9 @@ async def _migrate(settings: Settings) -> None:
         before, after = await migrate.upgrade(engine)
     finally:
         await engine.dispose()
-    print(f"schema at revision {after}" + ("" if before == after else f" (was {before or 'empty'})"))
+    print(
+        f"schema at revision {after}" + ("" if before == after else f" (was {before or 'empty'})")
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,18 +132,26 @@ def main(argv: list[str] | None = None) -> int:
         try:
             write_secret_file(args.path, SigningKey.generate().pem())
         except FileExistsError:
-            print(f"sealchatd: {args.path} exists; choose a new path (keys are never overwritten)", file=sys.stderr)
+            print(
+                f"sealchatd: {args.path} exists; choose a new path (keys are never overwritten)",
+                file=sys.stderr,
+            )
             return 2
         print(f"wrote {args.path} (kid {SigningKey.load(args.path).kid})")
         return 0
     if args.command in NOT_BUILT:
-        print(f"sealchatd: {NOT_BUILT[args.command]} is not built yet; run `sealchatd all` for the "
-              "services that are", file=sys.stderr)
+        print(
+            f"sealchatd: {NOT_BUILT[args.command]} is not built yet; run `sealchatd all` for the "
+            "services that are",
+            file=sys.stderr,
+        )
         return 2
     try:
         settings = _settings(args)
         setup_logging(
-            args.command, level=settings.log.level, fmt=settings.log.format,
+            args.command,
+            level=settings.log.level,
+            fmt=settings.log.format,
             cluster=settings.mode is Mode.CLUSTER,
         )
         if args.command == "migrate":
@@ -145,8 +162,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sealchatd: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
-        print(f"sealchatd: {exc.strerror or exc}; is another sealchatd already running on that port, "
-              "or a store down?", file=sys.stderr)
+        print(
+            f"sealchatd: {exc.strerror or exc}; is another sealchatd already running on that port, "
+            "or a store down?",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

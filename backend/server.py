@@ -14,7 +14,8 @@ from typing import Any
 
 from aiohttp import web
 
-from backend.auth.app import auth_service, create_routes as auth_routes
+from backend.auth.app import auth_service
+from backend.auth.app import create_routes as auth_routes
 from backend.common.auth_guard import Guard
 from backend.common.middlewares import error_middleware, request_id_middleware
 from backend.common.resources import open_stores
@@ -35,7 +36,9 @@ SERVICES: dict[str, ServiceSpec] = {
 }
 
 
-def _resources(settings: Settings, subapps: dict[str, web.Application]) -> Callable[[web.Application], Any]:
+def _resources(
+    settings: Settings, subapps: dict[str, web.Application]
+) -> Callable[[web.Application], Any]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         services = list(subapps)
         documents = any(SERVICES[s].needs_documents for s in services)

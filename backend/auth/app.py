@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -22,6 +23,7 @@ from backend.common.tokens import SigningKey, TokenIssuer, load_or_create_key
 log = logging.getLogger("sealchat.auth")
 
 EMBEDDED_KEY_FILE = "secrets/jwt-ed25519.pem"
+PURGE_INTERVAL_SECONDS = 600
 
 
 def signing_keys(settings: Settings) -> list[SigningKey]:
@@ -32,7 +34,9 @@ def signing_keys(settings: Settings) -> list[SigningKey]:
             try:
                 keys.append(SigningKey.load(path))
             except (OSError, ValueError) as exc:
-                raise SettingsError(f"setting auth.signing_keys: cannot load {path}: {exc}") from None
+                raise SettingsError(
+                    f"setting auth.signing_keys: cannot load {path}: {exc}"
+                ) from None
         return keys
     if settings.mode is Mode.CLUSTER:
         raise SettingsError(
@@ -63,12 +67,31 @@ async def auth_service(settings: Settings, stores: Stores) -> AsyncIterator[Auth
             settings=a,
         )
         events.emit("service", "auth", action="start")
-        purged = await service.purge()
-        log.info("auth service ready", extra={"kid": issuer.jwks()["keys"][0]["kid"], "purged_sessions": purged})
+        denied = await service.restore_denials()
+        log.info(
+            "auth service ready",
+            extra={"kid": issuer.jwks()["keys"][0]["kid"], "denied_sessions": denied},
+        )
+        housekeeping = asyncio.create_task(_purge_forever(service), name="auth-purge")
         try:
             yield service
         finally:
+            housekeeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await housekeeping
             events.emit("service", "auth", action="stop")
+
+
+async def _purge_forever(service: AuthService) -> None:
+    """Drop dead sessions now and then; a failed round is logged and retried next time."""
+    while True:
+        try:
+            purged = await service.purge()
+            if purged:
+                log.info("purged sessions", extra={"purged_sessions": purged})
+        except Exception:
+            log.exception("session purge failed; retrying later")
+        await asyncio.sleep(PURGE_INTERVAL_SECONDS)
 
 
 def create_routes() -> web.Application:

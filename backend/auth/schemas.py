@@ -7,16 +7,37 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
-UserId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_.-]{3,32}$")]
-# Login takes any short string so a malformed id fails exactly like a wrong password.
-LoginId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
-Password = Annotated[str, StringConstraints(min_length=8, max_length=1024)]
+UserId = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z0-9_.-]{3,32}$"),
+    Field(description="3 to 32 characters: a-z, 0-9, '_', '.', '-'"),
+]
+# Login takes any string a person might type, so a malformed id fails like a wrong password.
+LoginId = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+Password = Annotated[
+    str, StringConstraints(min_length=8, max_length=1024), Field(description="8 to 1024 characters")
+]
 AnyPassword = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
-DeviceId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{4,32}$")]
-KeyId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_:.+/=-]{1,64}$")]
-# Unpadded standard base64 of a 32-byte key (43 chars) and a 64-byte signature (86 chars).
-PublicKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+/]{43}$")]
-Signature = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+/]{86}$")]
+DeviceId = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9_-]{4,32}$"),
+    Field(description="4 to 32 characters: A-Z, a-z, 0-9, '_', '-'"),
+]
+KeyId = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9_:.+/=-]{1,64}$"),
+    Field(description="1 to 64 characters: letters, digits and _ : . + / = -"),
+]
+PublicKey = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9+/]{43}$"),
+    Field(description="a 32-byte key in unpadded standard base64 (43 characters)"),
+]
+Signature = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9+/]{86}$"),
+    Field(description="a 64-byte Ed25519 signature in unpadded standard base64 (86 characters)"),
+]
 
 
 class Strict(BaseModel):
@@ -43,16 +64,12 @@ class Tokens(BaseModel):
     """The access token (the seed's field name)."""
     refresh_token: str
     expires_in: int
-    token_type: str = "Bearer"
+    token_type: str = "Bearer"  # noqa: S105 (a scheme name, not a secret)
     user: str
 
 
 class RefreshIn(Strict):
     refresh_token: Annotated[str, StringConstraints(min_length=16, max_length=128)]
-
-
-class LogoutIn(Strict):
-    pass
 
 
 class UserOut(BaseModel):
@@ -141,3 +158,16 @@ class DeleteAccountIn(Strict):
 
 class Health(BaseModel):
     message: str
+
+
+class Jwk(BaseModel):
+    kty: str
+    crv: str
+    x: str
+    kid: str
+    alg: str
+    use: str
+
+
+class Jwks(BaseModel):
+    keys: list[Jwk]

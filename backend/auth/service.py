@@ -9,7 +9,7 @@ import base64
 import binascii
 import hashlib
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from cryptography.exceptions import InvalidSignature
@@ -23,12 +23,13 @@ from backend.common.auth_guard import deny_jti_key, deny_session_key, seconds_le
 from backend.common.errors import ApiError
 from backend.common.events import EventPublisher
 from backend.common.settings import AuthSettings
-from backend.common.tokens import AccessClaims, TokenIssuer
+from backend.common.tokens import LEEWAY_SECONDS, AccessClaims, TokenIssuer
 from backend.protocol import signing
 from backend.protocol.errors import ErrorCode
 from backend.stores.ephemeral.port import KeyValue
 
 BAD_CREDENTIALS = "wrong id or password"
+CLAIM_WINDOW_SECONDS = 3600
 
 
 def hash_refresh(token: str) -> str:
@@ -83,7 +84,9 @@ class AuthService:
     # --- accounts ----------------------------------------------------------------------------
     async def signup(self, body: schemas.SignupIn) -> None:
         if not self.settings.allow_signup:
-            raise ApiError(ErrorCode.FORBIDDEN, "sign-up is closed on this server: ask its operator")
+            raise ApiError(
+                ErrorCode.FORBIDDEN, "sign-up is closed on this server: ask its operator"
+            )
         user = User(
             id=body.id,
             email=body.email,
@@ -100,22 +103,39 @@ class AuthService:
             raise ApiError(ErrorCode.NOT_FOUND, f"no user {user_id!r}")
         return schemas.UserOut(id=user.id)
 
-    async def delete_account(self, claims: AccessClaims, body: schemas.DeleteAccountIn, address: str) -> None:
+    async def delete_account(
+        self, claims: AccessClaims, body: schemas.DeleteAccountIn, address: str
+    ) -> None:
         if not body.confirm:
             raise ApiError(
-                ErrorCode.INVALID, "deleting an account cannot be undone: send confirm: true to go ahead"
+                ErrorCode.INVALID,
+                "deleting an account cannot be undone: send confirm: true to go ahead",
             )
-        await self._check_password(claims.sub, body.passwd, address)
-        await self.store.delete_user(claims.sub)
+        await self._check_password(claims.sub, body.passwd, address, category="account")
+        for sid in await self.store.delete_user(claims.sub, self.clock()):
+            await self.kv.set_flag(deny_session_key(sid), self._deny_ttl)
         await self._deny(claims)
-        self.events.emit("account", claims.sub, action="delete")
+        self.events.emit("account", claims.sub, action="delete", result="success")
 
-    async def _check_password(self, user_id: str, password: str, address: str) -> User:
-        await self.throttle.check(user_id, address)
+    async def _check_password(
+        self, user_id: str, password: str, address: str, *, category: str = "signin"
+    ) -> User:
+        """The account if the password is right; otherwise throttled, counted and refused the
+        same way whether or not the account exists."""
+        try:
+            await self.throttle.check(user_id, address)
+        except ApiError:
+            self.events.emit(category, user_id, result="fail", reason=ErrorCode.THROTTLED.value)
+            raise
         user = await self.store.get_user(user_id)
-        if not await self.hasher.verify(user.password_hash if user else None, password) or user is None:
+        if (
+            not await self.hasher.verify(user.password_hash if user else None, password)
+            or user is None
+        ):
             await self.throttle.failed(user_id, address)
-            self.events.emit("signin", user_id, result="fail", reason=ErrorCode.BAD_CREDENTIALS.value)
+            self.events.emit(
+                category, user_id, result="fail", reason=ErrorCode.BAD_CREDENTIALS.value
+            )
             raise ApiError(ErrorCode.BAD_CREDENTIALS, BAD_CREDENTIALS)
         await self.throttle.succeeded(user_id, address)
         return user
@@ -151,26 +171,46 @@ class AuthService:
     async def refresh(self, body: schemas.RefreshIn) -> schemas.Tokens:
         now = self.clock()
         new = secrets.token_urlsafe(32)
-        outcome, family = await self.store.rotate_refresh(hash_refresh(body.refresh_token), hash_refresh(new), now)
+        outcome, family = await self.store.rotate_refresh(
+            hash_refresh(body.refresh_token), hash_refresh(new), now
+        )
         if outcome is RefreshOutcome.UNKNOWN or family is None:
             raise ApiError(ErrorCode.UNAUTHORIZED, "refresh token not recognised: log in again")
+        if outcome is RefreshOutcome.REUSED and family.revoked_at is not None:
+            raise ApiError(ErrorCode.UNAUTHORIZED, "session has ended: log in again")
         if outcome is RefreshOutcome.REUSED:
             # A spent token came back: someone holds a copy. End the whole session.
             await self.store.revoke_family(family.id, "reuse", now)
-            await self.kv.set_flag(deny_session_key(family.id), self.issuer.ttl_seconds + 60)
-            self.events.emit("refresh", family.user_id, result="fail", reason=ErrorCode.REFRESH_REUSED.value)
+            await self.kv.set_flag(deny_session_key(family.id), self._deny_ttl)
+            self.events.emit(
+                "refresh", family.user_id, result="fail", reason=ErrorCode.REFRESH_REUSED.value
+            )
             raise ApiError(
-                ErrorCode.REFRESH_REUSED, "refresh token was already used; the session is ended: log in again"
+                ErrorCode.REFRESH_REUSED,
+                "refresh token was already used; the session is ended: log in again",
             )
         if family.revoked_at is not None or family.expires_at <= now:
             raise ApiError(ErrorCode.UNAUTHORIZED, "session has ended: log in again")
         self.events.emit("refresh", family.user_id, result="success")
         return self._tokens(family.user_id, family.id, new)
 
+    @property
+    def _deny_ttl(self) -> int:
+        """How long a denied session can still have a live access token (lifetime + leeway)."""
+        return self.issuer.ttl_seconds + LEEWAY_SECONDS
+
     async def _deny(self, claims: AccessClaims) -> None:
-        ttl = seconds_left(claims)
-        await self.kv.set_flag(deny_jti_key(claims.jti), ttl)
-        await self.kv.set_flag(deny_session_key(claims.sid), self.issuer.ttl_seconds + 60)
+        await self.kv.set_flag(deny_jti_key(claims.jti), seconds_left(claims))
+        await self.kv.set_flag(deny_session_key(claims.sid), self._deny_ttl)
+
+    async def restore_denials(self) -> int:
+        """Re-deny sessions revoked recently (the embedded deny-list lives in memory, so a
+        restart must not bring a logged-out token back to life); return how many."""
+        since = self.clock() - timedelta(seconds=self._deny_ttl)
+        revoked = await self.store.revoked_since(since)
+        for sid in revoked:
+            await self.kv.set_flag(deny_session_key(sid), self._deny_ttl)
+        return len(revoked)
 
     async def logout(self, claims: AccessClaims) -> None:
         await self.store.revoke_family(claims.sid, "logout", self.clock())
@@ -178,10 +218,16 @@ class AuthService:
         self.events.emit("logout", claims.sub, result="success")
 
     # --- devices and keys --------------------------------------------------------------------
-    async def register_device(self, claims: AccessClaims, body: schemas.DeviceIn) -> schemas.DeviceOut:
-        payload = signing.device_payload(claims.sub, body.device_id, body.keys.ed25519, body.keys.curve25519)
+    async def register_device(
+        self, claims: AccessClaims, body: schemas.DeviceIn
+    ) -> schemas.DeviceOut:
+        payload = signing.device_payload(
+            claims.sub, body.device_id, body.keys.ed25519, body.keys.curve25519
+        )
         if not verify_signature(body.keys.ed25519, body.signature, payload):
-            raise ApiError(ErrorCode.BAD_SIGNATURE, "device signature does not verify with its ed25519 key")
+            raise ApiError(
+                ErrorCode.BAD_SIGNATURE, "device signature does not verify with its ed25519 key"
+            )
         device = Device(
             user_id=claims.sub,
             device_id=body.device_id,
@@ -192,59 +238,105 @@ class AuthService:
             created_at=self.clock(),
         )
         if not await self.store.add_device(device):
-            raise ApiError(ErrorCode.CONFLICT, f"device {body.device_id!r} exists: pick a new device id")
+            raise ApiError(
+                ErrorCode.CONFLICT, f"device {body.device_id!r} exists: pick a new device id"
+            )
         self.events.emit("keys", claims.sub, action="device_add", device=body.device_id)
         return device_out(device)
 
     async def _own_device(self, user_id: str, device_id: str) -> Device:
         device = await self.store.get_device(user_id, device_id)
         if device is None:
-            raise ApiError(ErrorCode.NOT_FOUND, f"you have no device {device_id!r}: register it first")
+            raise ApiError(
+                ErrorCode.NOT_FOUND, f"you have no device {device_id!r}: register it first"
+            )
         return device
 
-    async def upload_keys(self, claims: AccessClaims, body: schemas.KeysUploadIn) -> schemas.KeyCount:
+    async def upload_keys(
+        self, claims: AccessClaims, body: schemas.KeysUploadIn
+    ) -> schemas.KeyCount:
         device = await self._own_device(claims.sub, body.device_id)
         keys = [(kid, k.key, k.signature, False) for kid, k in body.one_time_keys.items()]
         if body.fallback_key is not None:
             fb = body.fallback_key
+            if fb.key_id in body.one_time_keys:
+                raise ApiError(
+                    ErrorCode.INVALID,
+                    f"key id {fb.key_id!r} is used twice: give the fallback key its own id",
+                )
             keys.append((fb.key_id, fb.key, fb.signature, True))
+        held = await self.store.count_one_time_keys(claims.sub, device.device_id)
+        if held + len(body.one_time_keys) > self.settings.max_one_time_keys:
+            raise ApiError(
+                ErrorCode.INVALID,
+                f"a device may hold {self.settings.max_one_time_keys} unclaimed one-time keys and "
+                f"this one holds {held}: upload fewer",
+            )
         for key_id, key, sig, fallback in keys:
-            payload = signing.one_time_key_payload(claims.sub, device.device_id, key_id, key, fallback=fallback)
+            payload = signing.one_time_key_payload(
+                claims.sub, device.device_id, key_id, key, fallback=fallback
+            )
             if not verify_signature(device.ed25519, sig, payload):
-                raise ApiError(ErrorCode.BAD_SIGNATURE, f"key {key_id!r}: signature does not verify")
-        clashes = await self.store.add_keys(
-            claims.sub, device.device_id, [OneTimeKey(k, v, s, f) for k, v, s, f in keys], self.clock()
+                raise ApiError(
+                    ErrorCode.BAD_SIGNATURE, f"key {key_id!r}: signature does not verify"
+                )
+        result = await self.store.add_keys(
+            claims.sub,
+            device.device_id,
+            [OneTimeKey(k, v, s, f) for k, v, s, f in keys],
+            self.clock(),
         )
-        if clashes:
-            raise ApiError(ErrorCode.CONFLICT, f"key ids already used with other keys: {', '.join(clashes)}")
+        if result.clashes:
+            raise ApiError(
+                ErrorCode.CONFLICT,
+                f"key ids already used with other keys: {', '.join(result.clashes)}",
+            )
         count = await self.store.count_one_time_keys(claims.sub, device.device_id)
-        self.events.emit("keys", claims.sub, action="upload", device=device.device_id, uploaded=len(keys))
+        self.events.emit(
+            "keys", claims.sub, action="upload", device=device.device_id, stored=result.stored
+        )
         return schemas.KeyCount(one_time_key_count=count)
 
     async def key_count(self, claims: AccessClaims, device_id: str) -> schemas.KeyCount:
         await self._own_device(claims.sub, device_id)
-        return schemas.KeyCount(one_time_key_count=await self.store.count_one_time_keys(claims.sub, device_id))
+        return schemas.KeyCount(
+            one_time_key_count=await self.store.count_one_time_keys(claims.sub, device_id)
+        )
 
     async def query_keys(self, body: schemas.KeysQueryIn) -> schemas.KeysQueryOut:
         users = list(dict.fromkeys(body.users))
-        found: dict[str, list[schemas.DeviceOut]] = {u: [] for u in await self.store.existing_users(users)}
+        found: dict[str, list[schemas.DeviceOut]] = {
+            u: [] for u in await self.store.existing_users(users)
+        }
         for d in await self.store.devices_of(users):
             found[d.user_id].append(device_out(d))
         return schemas.KeysQueryOut(devices=found)
 
-    async def claim_keys(self, claims: AccessClaims, body: schemas.KeysClaimIn) -> schemas.KeysClaimOut:
+    async def claim_keys(
+        self, claims: AccessClaims, body: schemas.KeysClaimIn
+    ) -> schemas.KeysClaimOut:
         out: dict[str, dict[str, schemas.ClaimedKey]] = {}
+        now = self.clock()
         for ref in dict.fromkeys((r.user_id, r.device_id) for r in body.devices):
-            key = await self.store.claim_key(*ref)
+            claimed = await self.kv.incr(
+                f"claims:{claims.sub}|{ref[0]}|{ref[1]}", CLAIM_WINDOW_SECONDS
+            )
+            over = claimed > self.settings.claims_per_device
+            key = await self.store.claim_key(*ref, now, fallback_only=over)
             if key is not None:
                 out.setdefault(ref[0], {})[ref[1]] = schemas.ClaimedKey(
-                    key_id=key.key_id, key=key.public_key, signature=key.signature, fallback=key.is_fallback
+                    key_id=key.key_id,
+                    key=key.public_key,
+                    signature=key.signature,
+                    fallback=key.is_fallback,
                 )
         self.events.emit("keys", claims.sub, action="claim", devices=len(body.devices))
         return schemas.KeysClaimOut(one_time_keys=out)
 
     async def list_devices(self, claims: AccessClaims) -> schemas.DeviceList:
-        return schemas.DeviceList(devices=[device_out(d) for d in await self.store.devices_of([claims.sub])])
+        return schemas.DeviceList(
+            devices=[device_out(d) for d in await self.store.devices_of([claims.sub])]
+        )
 
     async def delete_device(self, claims: AccessClaims, device_id: str) -> None:
         if not await self.store.delete_device(claims.sub, device_id):
@@ -252,4 +344,6 @@ class AuthService:
         self.events.emit("keys", claims.sub, action="device_delete", device=device_id)
 
     async def purge(self) -> int:
-        return await self.store.purge_expired_families(self.clock())
+        """Drop sessions that can no longer matter (expired, or revoked long enough ago)."""
+        now = self.clock()
+        return await self.store.purge_families(now, now - timedelta(seconds=self._deny_ttl))

@@ -59,6 +59,13 @@ class Family:
     revoked_at: datetime | None
 
 
+@dataclass(frozen=True, slots=True)
+class KeyUpload:
+    clashes: list[str]
+    """Key ids already used with another key; nothing was stored when this is not empty."""
+    stored: int
+
+
 class RefreshOutcome(Enum):
     OK = "ok"
     REUSED = "reused"
@@ -108,11 +115,29 @@ class AuthStore:
                 update(users).where(users.c.id == user_id).values(password_hash=password_hash)
             )
 
-    async def delete_user(self, user_id: str) -> bool:
-        """Remove the account; devices, keys and token families go with it (cascade)."""
+    async def delete_user(self, user_id: str, now: datetime) -> list[str]:
+        """Remove the account with its devices and keys (cascade), and revoke every session
+        of it; return the revoked session ids (empty if there was no such account).
+
+        The revoked sessions stay until ``purge_families`` so that their access tokens can
+        be denied until they expire, even across a restart of the embedded mode."""
         async with self._engine.begin() as conn:
             result = await conn.execute(delete(users).where(users.c.id == user_id))
-        return result.rowcount == 1
+            if result.rowcount != 1:
+                return []
+            families = list(
+                await conn.scalars(
+                    select(token_families.c.id).where(
+                        token_families.c.user_id == user_id, token_families.c.revoked_at.is_(None)
+                    )
+                )
+            )
+            await conn.execute(
+                update(token_families)
+                .where(token_families.c.user_id == user_id, token_families.c.revoked_at.is_(None))
+                .values(revoked_at=now, revoked_reason="account_deleted")
+            )
+        return families
 
     # --- refresh-token families --------------------------------------------------------------
     async def create_family(
@@ -125,7 +150,9 @@ class AuthStore:
                 )
             )
             await conn.execute(
-                insert(refresh_tokens).values(token_hash=token_hash, family_id=family_id, created_at=now)
+                insert(refresh_tokens).values(
+                    token_hash=token_hash, family_id=family_id, created_at=now
+                )
             )
 
     async def rotate_refresh(
@@ -138,7 +165,9 @@ class AuthStore:
         async with self._engine.begin() as conn:
             spent = await conn.execute(
                 update(refresh_tokens)
-                .where(refresh_tokens.c.token_hash == token_hash, refresh_tokens.c.used_at.is_(None))
+                .where(
+                    refresh_tokens.c.token_hash == token_hash, refresh_tokens.c.used_at.is_(None)
+                )
                 .values(used_at=now)
             )
             row = (
@@ -176,9 +205,25 @@ class AuthStore:
             ).first()
         return None if row is None else Family(row.id, row.user_id, row.expires_at, row.revoked_at)
 
-    async def purge_expired_families(self, now: datetime) -> int:
+    async def revoked_since(self, since: datetime) -> list[str]:
+        """Sessions revoked at or after ``since`` (their access tokens may still be live)."""
+        async with self._engine.connect() as conn:
+            return list(
+                await conn.scalars(
+                    select(token_families.c.id).where(token_families.c.revoked_at >= since)
+                )
+            )
+
+    async def purge_families(self, now: datetime, revoked_before: datetime) -> int:
+        """Delete sessions that expired, or were revoked before ``revoked_before`` (by then
+        every access token they issued has expired too)."""
         async with self._engine.begin() as conn:
-            result = await conn.execute(delete(token_families).where(token_families.c.expires_at < now))
+            result = await conn.execute(
+                delete(token_families).where(
+                    (token_families.c.expires_at < now)
+                    | (token_families.c.revoked_at < revoked_before)
+                )
+            )
         return result.rowcount
 
     # --- devices -----------------------------------------------------------------------------
@@ -195,7 +240,9 @@ class AuthStore:
         async with self._engine.connect() as conn:
             row = (
                 await conn.execute(
-                    select(devices).where(devices.c.user_id == user_id, devices.c.device_id == device_id)
+                    select(devices).where(
+                        devices.c.user_id == user_id, devices.c.device_id == device_id
+                    )
                 )
             ).first()
         return None if row is None else Device(**row._mapping)
@@ -214,32 +261,43 @@ class AuthStore:
     async def delete_device(self, user_id: str, device_id: str) -> bool:
         async with self._engine.begin() as conn:
             result = await conn.execute(
-                delete(devices).where(devices.c.user_id == user_id, devices.c.device_id == device_id)
+                delete(devices).where(
+                    devices.c.user_id == user_id, devices.c.device_id == device_id
+                )
             )
         return result.rowcount == 1
 
     # --- one-time and fallback keys ----------------------------------------------------------
     async def add_keys(
         self, user_id: str, device_id: str, keys: Sequence[OneTimeKey], now: datetime
-    ) -> list[str]:
-        """Store new keys; return the key ids that already existed with another value
-        (nothing is stored then). Re-uploading an identical key is harmless. A new fallback
-        key replaces the old one."""
+    ) -> KeyUpload:
+        """Store new keys. A key id already known with another key (or kind) is a clash and
+        nothing is stored; re-sending a known key, even one already claimed, stores nothing
+        (so a retried upload can never hand a key out twice). A new fallback key replaces
+        the old one."""
         async with self._engine.begin() as conn:
             ids = [k.key_id for k in keys]
             existing = {
-                r.key_id: r.public_key
+                r.key_id: (r.public_key, r.is_fallback)
                 for r in await conn.execute(
-                    select(one_time_keys.c.key_id, one_time_keys.c.public_key).where(
+                    select(
+                        one_time_keys.c.key_id,
+                        one_time_keys.c.public_key,
+                        one_time_keys.c.is_fallback,
+                    ).where(
                         one_time_keys.c.user_id == user_id,
                         one_time_keys.c.device_id == device_id,
                         one_time_keys.c.key_id.in_(ids),
                     )
                 )
             }
-            clashes = [k.key_id for k in keys if k.key_id in existing and existing[k.key_id] != k.public_key]
+            clashes = [
+                k.key_id
+                for k in keys
+                if k.key_id in existing and existing[k.key_id] != (k.public_key, k.is_fallback)
+            ]
             if clashes:
-                return clashes
+                return KeyUpload(clashes=clashes, stored=0)
             fresh = [k for k in keys if k.key_id not in existing]
             if any(k.is_fallback for k in fresh):
                 await conn.execute(
@@ -265,9 +323,10 @@ class AuthStore:
                         for k in fresh
                     ],
                 )
-        return []
+        return KeyUpload(clashes=[], stored=len(fresh))
 
     async def count_one_time_keys(self, user_id: str, device_id: str) -> int:
+        """Unclaimed one-time keys left for the device."""
         async with self._engine.connect() as conn:
             return int(
                 await conn.scalar(
@@ -275,19 +334,22 @@ class AuthStore:
                         one_time_keys.c.user_id == user_id,
                         one_time_keys.c.device_id == device_id,
                         one_time_keys.c.is_fallback.is_(False),
+                        one_time_keys.c.claimed_at.is_(None),
                     )
                 )
                 or 0
             )
 
-    async def claim_key(self, user_id: str, device_id: str) -> OneTimeKey | None:
+    async def claim_key(
+        self, user_id: str, device_id: str, now: datetime, *, fallback_only: bool = False
+    ) -> OneTimeKey | None:
         """Hand out one one-time key, never the same one twice; the fallback key when none
-        is left (it is not consumed); None when the device has neither.
+        is left or ``fallback_only`` (it is not consumed); None when there is neither.
 
-        Portable compare-and-delete: pick the oldest key, delete it by id, and only the
-        caller whose DELETE removed the row owns it; a loser picks again.
+        Portable compare-and-set: pick the oldest unclaimed key and mark it claimed only if
+        it still is; the caller whose UPDATE changed the row owns the key, a loser picks again.
         """
-        for _ in range(MAX_CLAIM_RETRIES):
+        for _ in range(0 if fallback_only else MAX_CLAIM_RETRIES):
             async with self._engine.begin() as conn:
                 row = (
                     await conn.execute(
@@ -296,6 +358,7 @@ class AuthStore:
                             one_time_keys.c.user_id == user_id,
                             one_time_keys.c.device_id == device_id,
                             one_time_keys.c.is_fallback.is_(False),
+                            one_time_keys.c.claimed_at.is_(None),
                         )
                         .order_by(one_time_keys.c.id)
                         .limit(1)
@@ -303,8 +366,12 @@ class AuthStore:
                 ).first()
                 if row is None:
                     break
-                gone = await conn.execute(delete(one_time_keys).where(one_time_keys.c.id == row.id))
-                if gone.rowcount == 1:
+                won = await conn.execute(
+                    update(one_time_keys)
+                    .where(one_time_keys.c.id == row.id, one_time_keys.c.claimed_at.is_(None))
+                    .values(claimed_at=now)
+                )
+                if won.rowcount == 1:
                     return OneTimeKey(row.key_id, row.public_key, row.signature, False)
         async with self._engine.connect() as conn:
             row = (

@@ -105,31 +105,112 @@ async def jwks(request: web.Request) -> web.Response:
 def routes() -> RouteTable:
     t = RouteTable("auth")
     t.add("GET", "/health", health, "Liveness", response=schemas.Health, auth=False)
-    t.add("POST", "/signup", signup, "Create an account", body=schemas.SignupIn,
-          response=schemas.Message, auth=False, errors=(E.CONFLICT, E.FORBIDDEN))
-    t.add("POST", "/login", login, "Log in: access token and refresh token", body=schemas.LoginIn,
-          response=schemas.Tokens, auth=False, errors=(E.BAD_CREDENTIALS, E.THROTTLED))
-    t.add("POST", "/refresh", refresh, "Rotate the refresh token, get a new access token",
-          body=schemas.RefreshIn, response=schemas.Tokens, auth=False, errors=(E.REFRESH_REUSED,))
+    t.add(
+        "POST",
+        "/signup",
+        signup,
+        "Create an account",
+        body=schemas.SignupIn,
+        response=schemas.Message,
+        auth=False,
+        errors=(E.CONFLICT, E.FORBIDDEN),
+    )
+    t.add(
+        "POST",
+        "/login",
+        login,
+        "Log in: access token and refresh token",
+        body=schemas.LoginIn,
+        response=schemas.Tokens,
+        auth=False,
+        errors=(E.BAD_CREDENTIALS, E.THROTTLED),
+    )
+    t.add(
+        "POST",
+        "/refresh",
+        refresh,
+        "Rotate the refresh token, get a new access token",
+        body=schemas.RefreshIn,
+        response=schemas.Tokens,
+        auth=False,
+        errors=(E.REFRESH_REUSED,),
+    )
     t.add("POST", "/logout", logout, "End this session everywhere", response=schemas.Message)
-    t.add("GET", "/getuser/{id}", get_user, "Whether a user exists (id only)",
-          response=schemas.UserOut, errors=(E.NOT_FOUND,))
-    t.add("DELETE", "/account", delete_account, "Delete the caller's account and its data",
-          body=schemas.DeleteAccountIn, response=schemas.Message, errors=(E.BAD_CREDENTIALS, E.THROTTLED))
-    t.add("POST", "/devices", register_device, "Register a device and its signed identity keys",
-          body=schemas.DeviceIn, response=schemas.DeviceOut, status=201,
-          errors=(E.CONFLICT, E.BAD_SIGNATURE))
+    t.add(
+        "GET",
+        "/getuser/{id}",
+        get_user,
+        "Whether a user exists (id only)",
+        response=schemas.UserOut,
+        errors=(E.NOT_FOUND,),
+    )
+    t.add(
+        "DELETE",
+        "/account",
+        delete_account,
+        "Delete the caller's account and its data",
+        body=schemas.DeleteAccountIn,
+        response=schemas.Message,
+        errors=(E.BAD_CREDENTIALS, E.THROTTLED),
+    )
+    t.add(
+        "POST",
+        "/devices",
+        register_device,
+        "Register a device and its signed identity keys",
+        body=schemas.DeviceIn,
+        response=schemas.DeviceOut,
+        status=201,
+        errors=(E.CONFLICT, E.BAD_SIGNATURE),
+    )
     t.add("GET", "/devices", list_devices, "The caller's devices", response=schemas.DeviceList)
-    t.add("DELETE", "/devices/{device_id}", delete_device, "Remove one of the caller's devices",
-          response=schemas.Message, errors=(E.NOT_FOUND,))
-    t.add("POST", "/keys/upload", upload_keys, "Upload signed one-time keys and a fallback key",
-          body=schemas.KeysUploadIn, response=schemas.KeyCount,
-          errors=(E.NOT_FOUND, E.CONFLICT, E.BAD_SIGNATURE))
-    t.add("GET", "/keys/count/{device_id}", key_count, "One-time keys left for a device",
-          response=schemas.KeyCount, errors=(E.NOT_FOUND,))
-    t.add("POST", "/keys/query", query_keys, "Devices and identity keys of users",
-          body=schemas.KeysQueryIn, response=schemas.KeysQueryOut)
-    t.add("POST", "/keys/claim", claim_keys, "Claim one one-time key per device",
-          body=schemas.KeysClaimIn, response=schemas.KeysClaimOut)
-    t.add("GET", "/.well-known/jwks.json", jwks, "Public keys that verify access tokens", auth=False)
+    t.add(
+        "DELETE",
+        "/devices/{device_id}",
+        delete_device,
+        "Remove one of the caller's devices",
+        response=schemas.Message,
+        errors=(E.NOT_FOUND,),
+    )
+    t.add(
+        "POST",
+        "/keys/upload",
+        upload_keys,
+        "Upload signed one-time keys and a fallback key",
+        body=schemas.KeysUploadIn,
+        response=schemas.KeyCount,
+        errors=(E.NOT_FOUND, E.CONFLICT, E.BAD_SIGNATURE),
+    )
+    t.add(
+        "GET",
+        "/keys/count/{device_id}",
+        key_count,
+        "One-time keys left for a device",
+        response=schemas.KeyCount,
+        errors=(E.NOT_FOUND,),
+    )
+    t.add(
+        "POST",
+        "/keys/query",
+        query_keys,
+        "Devices and identity keys of users",
+        body=schemas.KeysQueryIn,
+        response=schemas.KeysQueryOut,
+    )
+    t.add(
+        "POST",
+        "/keys/claim",
+        claim_keys,
+        "Claim one one-time key per device",
+        body=schemas.KeysClaimIn,
+        response=schemas.KeysClaimOut,
+    )
+    t.add(
+        "GET",
+        "/.well-known/jwks.json",
+        jwks,
+        "Public keys that verify access tokens",
+        response=schemas.Jwks,
+        auth=False,
+    )
     return t

@@ -18,10 +18,32 @@ M = TypeVar("M", bound=BaseModel)
 View = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def _describe(exc: ValidationError) -> str:
-    """The first problem, naming the field but never echoing the value (it may be a password)."""
+_SHAPE_ERRORS = frozenset({"string_pattern_mismatch", "string_too_short", "string_too_long"})
+
+
+def _field_description(model: type[BaseModel], loc: tuple[int | str, ...]) -> str | None:
+    """The documented shape of the field at ``loc``, following nested models."""
+    current: Any = model
+    info = None
+    for part in loc:
+        fields = getattr(current, "model_fields", None)
+        if not isinstance(part, str) or fields is None or part not in fields:
+            return None
+        info = fields[part]
+        current = info.annotation
+    return None if info is None else info.description
+
+
+def _describe(exc: ValidationError, model: type[BaseModel]) -> str:
+    """The first problem, naming the field but never echoing the value (it may be a password).
+
+    A value of the wrong shape is answered with the shape people should type, not a regex.
+    """
     err = exc.errors()[0]
-    where = ".".join(str(p) for p in err["loc"]) or "body"
+    loc = tuple(err["loc"])
+    where = ".".join(str(p) for p in loc) or "body"
+    if err["type"] in _SHAPE_ERRORS and (shape := _field_description(model, loc)):
+        return f"{where}: must be {shape}"
     return f"{where}: {err['msg']}"
 
 
@@ -37,7 +59,7 @@ async def read_json(request: web.Request, model: type[M]) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ApiError(ErrorCode.INVALID, _describe(exc)) from None
+        raise ApiError(ErrorCode.INVALID, _describe(exc, model)) from None
 
 
 def parse_model(model: type[M], data: dict[str, Any]) -> M:
@@ -45,7 +67,7 @@ def parse_model(model: type[M], data: dict[str, Any]) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ApiError(ErrorCode.INVALID, _describe(exc)) from None
+        raise ApiError(ErrorCode.INVALID, _describe(exc, model)) from None
 
 
 def reply(model: BaseModel, *, status: int = 200) -> web.Response:
@@ -121,7 +143,10 @@ class RouteTable:
             for code in sorted(codes):
                 responses.setdefault(
                     str(HTTP_STATUS[code]),
-                    {"description": code.value, "content": {"application/json": {"schema": error_ref}}},
+                    {
+                        "description": code.value,
+                        "content": {"application/json": {"schema": error_ref}},
+                    },
                 )
             op["responses"] = responses
             if r.auth:
@@ -133,6 +158,8 @@ class RouteTable:
             "paths": paths,
             "components": {
                 "schemas": schemas,
-                "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+                "securitySchemes": {
+                    "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+                },
             },
         }

@@ -14,7 +14,8 @@ from backend.common.tokens import AccessClaims, TokenError, TokenExpired, TokenV
 from backend.protocol.errors import ErrorCode
 from backend.stores.ephemeral.port import KeyValue
 
-_PRINCIPAL = "sealchat.principal"
+_PRINCIPAL: web.RequestKey[AccessClaims] = web.RequestKey("principal", AccessClaims)
+INVALID_TOKEN = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
 
 
 def deny_jti_key(jti: str) -> str:
@@ -35,13 +36,19 @@ class Guard:
         try:
             claims = self.verifier.verify(token)
         except TokenExpired:
-            raise ApiError(ErrorCode.TOKEN_EXPIRED, "access token expired: refresh it") from None
+            raise ApiError(
+                ErrorCode.TOKEN_EXPIRED, "access token expired: refresh it", headers=INVALID_TOKEN
+            ) from None
         except TokenError as exc:
-            raise ApiError(ErrorCode.UNAUTHORIZED, f"{exc}: log in again") from None
+            raise ApiError(
+                ErrorCode.UNAUTHORIZED, f"{exc}: log in again", headers=INVALID_TOKEN
+            ) from None
         if await self.kv.has_flag(deny_jti_key(claims.jti)) or await self.kv.has_flag(
             deny_session_key(claims.sid)
         ):
-            raise ApiError(ErrorCode.UNAUTHORIZED, "session has ended: log in again")
+            raise ApiError(
+                ErrorCode.UNAUTHORIZED, "session has ended: log in again", headers=INVALID_TOKEN
+            )
         return claims
 
     async def require(self, request: web.Request) -> AccessClaims:

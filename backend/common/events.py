@@ -22,7 +22,10 @@ from backend.stores.queue.port import DurableQueue, QueueSpec, QueueUnavailable
 log = logging.getLogger("sealchat.events")
 
 EVENTS_QUEUE = QueueSpec(
-    name="sealchat.events", dead_letter="sealchat.events.dead", max_deliveries=5, max_length=1_000_000
+    name="sealchat.events",
+    dead_letter="sealchat.events.dead",
+    max_deliveries=5,
+    max_length=1_000_000,
 )
 
 
@@ -78,10 +81,9 @@ class EventPublisher:
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 10.0)
 
-    async def flush(self, timeout: float = 5.0) -> None:
-        """Wait until every buffered record is published (shutdown, tests)."""
-        async with asyncio.timeout(timeout):
-            await self._buffer.join()
+    async def flush(self) -> None:
+        """Wait until every buffered record is published (shutdown, tests); callers bound it."""
+        await self._buffer.join()
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[EventPublisher]:
@@ -91,7 +93,8 @@ class EventPublisher:
             yield self
         finally:
             with contextlib.suppress(TimeoutError):
-                await self.flush(timeout=2.0)
+                async with asyncio.timeout(2.0):
+                    await self.flush()
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

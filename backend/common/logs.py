@@ -14,7 +14,9 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "request_id", default=None
+)
 
 SENSITIVE = frozenset(
     {"passwd", "password", "token", "refresh_token", "access_token", "ciphertext", "body", "secret"}
@@ -37,7 +39,8 @@ class _ContextFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.service = self.service
-        record.request_id = request_id_var.get()
+        if getattr(record, "request_id", None) is None:
+            record.request_id = request_id_var.get()
         return True
 
 
@@ -72,7 +75,9 @@ class TextFormatter(logging.Formatter):
         return line
 
 
-def setup_logging(service: str, *, level: str = "INFO", fmt: str = "auto", cluster: bool = False) -> None:
+def setup_logging(
+    service: str, *, level: str = "INFO", fmt: str = "auto", cluster: bool = False
+) -> None:
     """Configure the root logger once per process."""
     use_json = fmt == "json" or (fmt == "auto" and (cluster or not sys.stderr.isatty()))
     handler = logging.StreamHandler(sys.stderr)

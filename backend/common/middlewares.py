@@ -12,6 +12,7 @@ from aiohttp.typedefs import Handler
 from backend.common.errors import ApiError
 from backend.common.logs import request_id_var
 from backend.protocol.errors import ErrorCode
+from backend.stores.errors import store_unavailable
 
 log = logging.getLogger("sealchat.http")
 
@@ -26,11 +27,18 @@ _HTTP_CODES = {
     405: ErrorCode.METHOD_NOT_ALLOWED,
     413: ErrorCode.TOO_LARGE,
 }
-_HTTP_MESSAGES = {
-    ErrorCode.NOT_FOUND: "no such endpoint: check the path against /<service>/openapi.json",
-    ErrorCode.METHOD_NOT_ALLOWED: "this endpoint does not take that method",
-    ErrorCode.TOO_LARGE: "request body too large",
-}
+RETRY_AFTER_UNAVAILABLE = "5"
+
+
+def _http_message(code: ErrorCode, request: web.Request, exc: web.HTTPException) -> str:
+    if code is ErrorCode.NOT_FOUND:
+        service = request.path.strip("/").split("/", 1)[0] or "auth"
+        return f"no such endpoint: the API of /{service}/ is listed at /{service}/openapi.json"
+    if code is ErrorCode.METHOD_NOT_ALLOWED:
+        return "this endpoint does not take that method (see the Allow header)"
+    if code is ErrorCode.TOO_LARGE:
+        return f"request body too large: the limit is {request.client_max_size} bytes"
+    return exc.reason
 
 
 def error_response(err: ApiError) -> web.Response:
@@ -65,15 +73,29 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status < 400:
             raise
         code = _HTTP_CODES.get(exc.status, ErrorCode.INVALID)
-        message = _HTTP_MESSAGES.get(code, exc.reason)
-        response = error_response(ApiError(code, message))
+        response = error_response(ApiError(code, _http_message(code, request, exc)))
         response.set_status(exc.status)
         for name in ("Allow", "Retry-After"):
             if name in exc.headers:
                 response.headers[name] = exc.headers[name]
         return response
-    except Exception:
+    except Exception as exc:
+        if store_unavailable(exc):
+            log.warning(
+                "store unreachable",
+                extra={"path": request.path, "error": type(exc).__name__},
+            )
+            return error_response(
+                ApiError(
+                    ErrorCode.UNAVAILABLE,
+                    "the server cannot reach one of its stores right now: try again shortly",
+                    headers={"Retry-After": RETRY_AFTER_UNAVAILABLE},
+                )
+            )
         log.exception("unhandled error", extra={"path": request.path, "method": request.method})
         return error_response(
-            ApiError(ErrorCode.INTERNAL, "internal error; quote the X-Request-ID header when reporting it")
+            ApiError(
+                ErrorCode.INTERNAL,
+                "internal error; quote the X-Request-ID header when reporting it",
+            )
         )

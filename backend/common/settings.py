@@ -81,9 +81,6 @@ class AuthSettings(_Section):
     signing_keys: list[Path] = []
     """Ed25519 private keys (PEM). The first signs; the rest are published in the JWKS only,
     so tokens they signed stay valid during a key rotation. Required in cluster mode."""
-    jwks_url: str | None = None
-    """Where the chat and log services read the JWKS in cluster mode (the auth service's
-    ``/auth/.well-known/jwks.json``); not needed in embedded mode."""
     argon2_time_cost: int = Field(default=2, ge=2, le=20)
     argon2_memory_kib: int = Field(default=19456, ge=19456, le=4 * 1024 * 1024)
     argon2_parallelism: int = Field(default=1, ge=1, le=16)
@@ -96,6 +93,11 @@ class AuthSettings(_Section):
     """Failed logins from one address (any account) within the window before 429."""
     throttle_per_account: int = Field(default=100, ge=1)
     """Failed logins for one account from every address within the window before 429."""
+    claims_per_device: int = Field(default=10, ge=1)
+    """One-time keys one account may claim of one device per hour; past it, the fallback
+    key is handed out instead, so nobody can drain another user's keys."""
+    max_one_time_keys: int = Field(default=200, ge=1, le=10_000)
+    """Unclaimed one-time keys a device may hold."""
     allow_signup: bool = True
     admins: list[str] = []
     """Account ids that get the ``admin`` role (the log query API)."""

@@ -31,6 +31,16 @@ FORBIDDEN_HEADERS = frozenset({"jwk", "jku", "x5u", "x5c", "x5t", "crit"})
 REQUIRED_CLAIMS = ["exp", "iat", "nbf", "iss", "aud", "sub", "jti", "typ"]
 
 
+_REASONS: dict[type[Exception], str] = {
+    jwt.InvalidSignatureError: "token signature does not verify",
+    jwt.InvalidAudienceError: "token was not issued for this service",
+    jwt.InvalidIssuerError: "token comes from another issuer",
+    jwt.ImmatureSignatureError: "token is not valid yet",
+    jwt.MissingRequiredClaimError: "token lacks a required claim",
+    jwt.DecodeError: "malformed token",
+}
+
+
 class TokenError(Exception):
     """The token is not acceptable; ``str()`` is safe to show (it never echoes the token)."""
 
@@ -146,9 +156,16 @@ class TokenIssuer:
             "role": role,
         }
         signer = self._keys[0]
-        token = jwt.encode(claims, signer.private_key, algorithm=ALGORITHM, headers={"kid": signer.kid})
+        token = jwt.encode(
+            claims, signer.private_key, algorithm=ALGORITHM, headers={"kid": signer.kid}
+        )
         return token, AccessClaims(
-            sub=sub, jti=claims["jti"], sid=sid, role=role, exp=claims["exp"], aud=tuple(claims["aud"])
+            sub=sub,
+            jti=claims["jti"],
+            sid=sid,
+            role=role,
+            exp=claims["exp"],
+            aud=tuple(claims["aud"]),
         )
 
 
@@ -198,7 +215,7 @@ class TokenVerifier:
         except jwt.ExpiredSignatureError:
             raise TokenExpired("token expired") from None
         except jwt.PyJWTError as exc:
-            raise TokenError(f"token rejected: {type(exc).__name__}") from None
+            raise TokenError(_REASONS.get(type(exc), "token not accepted")) from None
         if claims.get("typ") != ACCESS_TYPE:
             raise TokenError("not an access token")
         for name in ("sub", "jti", "sid", "role"):
@@ -219,6 +236,10 @@ def keys_by_kid(jwks: dict[str, Any]) -> dict[str, dict[str, str]]:
     """Index a JWKS document, keeping only Ed25519 signing keys."""
     out: dict[str, dict[str, str]] = {}
     for key in jwks.get("keys", []):
-        if key.get("kty") == "OKP" and key.get("crv") == "Ed25519" and isinstance(key.get("kid"), str):
+        if (
+            key.get("kty") == "OKP"
+            and key.get("crv") == "Ed25519"
+            and isinstance(key.get("kid"), str)
+        ):
             out[key["kid"]] = key
     return out

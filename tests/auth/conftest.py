@@ -112,7 +112,8 @@ def signup(client: TestClient) -> Callable[..., Any]:
     async def make(login: bool = True) -> Account:
         acct = Account(client, new_id(), "correct horse battery staple")
         r = await client.post(
-            "/auth/signup", json={"id": acct.id, "passwd": acct.password, "email": f"{acct.id}@example.org"}
+            "/auth/signup",
+            json={"id": acct.id, "passwd": acct.password, "email": f"{acct.id}@example.org"},
         )
         assert r.status == 200, await r.text()
         if login:

@@ -35,7 +35,9 @@ class TestDevice:
         return b64(self.signer.sign(payload))
 
     def registration(self) -> dict[str, Any]:
-        payload = signing.device_payload(self.user_id, self.device_id, self.ed25519, self.curve25519)
+        payload = signing.device_payload(
+            self.user_id, self.device_id, self.ed25519, self.curve25519
+        )
         return {
             "device_id": self.device_id,
             "display_name": "test device",
@@ -45,5 +47,7 @@ class TestDevice:
 
     def signed_key(self, key_id: str, *, fallback: bool = False) -> dict[str, str]:
         key = b64(raw_public(X25519PrivateKey.generate()))
-        payload = signing.one_time_key_payload(self.user_id, self.device_id, key_id, key, fallback=fallback)
+        payload = signing.one_time_key_payload(
+            self.user_id, self.device_id, key_id, key, fallback=fallback
+        )
         return {"key": key, "signature": self.sign(payload)}

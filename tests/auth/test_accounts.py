@@ -21,7 +21,9 @@ async def test_health_is_the_seed_answer(client):
 
 async def test_signup_login_getuser_seed_flow(client):
     uid = new_id()
-    r = await client.post("/auth/signup", json={"id": uid, "passwd": "s3cret-pass", "email": "a@example.org"})
+    r = await client.post(
+        "/auth/signup", json={"id": uid, "passwd": "s3cret-pass", "email": "a@example.org"}
+    )
     assert (r.status, await r.json()) == (200, {"message": "signup successful"})
 
     r = await client.post("/auth/login", json={"id": uid, "passwd": "s3cret-pass"})
@@ -30,7 +32,9 @@ async def test_signup_login_getuser_seed_flow(client):
     assert set(body) >= {"token", "refresh_token", "expires_in"}
     assert body["expires_in"] == 900
 
-    r = await client.get(f"/auth/getuser/{uid}", headers={"Authorization": f"Bearer {body['token']}"})
+    r = await client.get(
+        f"/auth/getuser/{uid}", headers={"Authorization": f"Bearer {body['token']}"}
+    )
     assert (r.status, await r.json()) == (200, {"id": uid})
 
 
@@ -47,7 +51,9 @@ async def test_getuser_needs_a_token_and_reveals_only_the_id(client, signup):
 
 async def test_duplicate_id_is_409(client, signup):
     acct = await signup(login=False)
-    r = await client.post("/auth/signup", json={"id": acct.id, "passwd": "another-pass", "email": "x@example.org"})
+    r = await client.post(
+        "/auth/signup", json={"id": acct.id, "passwd": "another-pass", "email": "x@example.org"}
+    )
     assert r.status == 409
     assert (await r.json())["error"]["code"] == "conflict"
 
@@ -60,7 +66,10 @@ async def test_signup_validation(client):
         ({"id": "fine_id", "passwd": "short", "email": "a@example.org"}, "passwd"),
         ({"id": "fine_id", "passwd": "long enough", "email": "not-an-email"}, "email"),
         ({"id": "fine_id", "passwd": "long enough"}, "email"),
-        ({"id": "fine_id", "passwd": "long enough", "email": "a@example.org", "role": "admin"}, "role"),
+        (
+            {"id": "fine_id", "passwd": "long enough", "email": "a@example.org", "role": "admin"},
+            "role",
+        ),
         ({"id": 5, "passwd": "long enough", "email": "a@example.org"}, "id"),
     ]
     for body, field in cases:
@@ -73,7 +82,9 @@ async def test_signup_validation(client):
 
 
 async def test_bad_json_and_oversize_bodies(client):
-    r = await client.post("/auth/signup", data=b"{not json", headers={"Content-Type": "application/json"})
+    r = await client.post(
+        "/auth/signup", data=b"{not json", headers={"Content-Type": "application/json"}
+    )
     assert (r.status, (await r.json())["error"]["code"]) == (400, "bad_json")
     r = await client.post("/auth/signup", data=b"[1,2]")
     assert (r.status, (await r.json())["error"]["code"]) == (400, "bad_json")
@@ -93,17 +104,23 @@ async def test_unknown_user_and_wrong_password_look_identical(client, signup):
     assert (await wrong.json())["error"]["code"] == "bad_credentials"
 
 
-async def test_login_throttled_per_account_and_address_but_real_user_gets_in(client, signup, make_settings):
+async def test_login_throttled_per_account_and_address_but_real_user_gets_in(
+    client, signup, make_settings
+):
     acct = await signup(login=False)
     limit = make_settings().auth.throttle_per_account_ip
     attacker = {"X-Forwarded-For": "203.0.113.7"}
     statuses = []
     for _ in range(limit + 3):
-        r = await client.post("/auth/login", json={"id": acct.id, "passwd": "guess"}, headers=attacker)
+        r = await client.post(
+            "/auth/login", json={"id": acct.id, "passwd": "guess"}, headers=attacker
+        )
         statuses.append(r.status)
     assert statuses[:limit] == [401] * limit
     assert set(statuses[limit:]) == {429}
-    r = await client.post("/auth/login", json={"id": acct.id, "passwd": acct.password}, headers=attacker)
+    r = await client.post(
+        "/auth/login", json={"id": acct.id, "passwd": acct.password}, headers=attacker
+    )
     assert r.status == 429, "the right password from the throttled address is refused too"
     assert "Retry-After" in r.headers
     await acct.login(address="198.51.100.20")  # the real user, elsewhere
@@ -114,7 +131,9 @@ async def test_password_spraying_from_one_address_is_throttled(client, signup, m
     sprayer = {"X-Forwarded-For": "203.0.113.99"}
     codes = []
     for _ in range(limit + 2):
-        r = await client.post("/auth/login", json={"id": new_id(), "passwd": "Summer2026!"}, headers=sprayer)
+        r = await client.post(
+            "/auth/login", json={"id": new_id(), "passwd": "Summer2026!"}, headers=sprayer
+        )
         codes.append(r.status)
     assert codes[:limit] == [401] * limit
     assert codes[-1] == 429
@@ -123,7 +142,9 @@ async def test_password_spraying_from_one_address_is_throttled(client, signup, m
 async def test_rehash_on_login_when_parameters_rise(aiohttp_client, make_settings):
     low = await aiohttp_client(create_app(make_settings()))
     uid = new_id()
-    await low.post("/auth/signup", json={"id": uid, "passwd": "rehash me please", "email": "r@example.org"})
+    await low.post(
+        "/auth/signup", json={"id": uid, "passwd": "rehash me please", "email": "r@example.org"}
+    )
     await low.close()
 
     high = await aiohttp_client(create_app(make_settings(argon2_time_cost=3)))
@@ -139,9 +160,13 @@ async def test_delete_account_needs_confirm_and_password(client, signup):
     acct = await signup()
     r = await client.delete("/auth/account", json={"passwd": acct.password}, headers=acct.auth)
     assert r.status == 422 and "confirm" in (await r.json())["error"]["message"]
-    r = await client.delete("/auth/account", json={"passwd": "wrong one", "confirm": True}, headers=acct.auth)
+    r = await client.delete(
+        "/auth/account", json={"passwd": "wrong one", "confirm": True}, headers=acct.auth
+    )
     assert r.status == 401
-    r = await client.delete("/auth/account", json={"passwd": acct.password, "confirm": True}, headers=acct.auth)
+    r = await client.delete(
+        "/auth/account", json={"passwd": acct.password, "confirm": True}, headers=acct.auth
+    )
     assert r.status == 200
     r = await client.post("/auth/login", json={"id": acct.id, "passwd": acct.password})
     assert r.status == 401

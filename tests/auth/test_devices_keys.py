@@ -19,7 +19,10 @@ async def test_register_list_and_delete_devices(client, signup):
     r = await client.get("/auth/devices", headers=alice.auth)
     listed = {d["device_id"]: d for d in (await r.json())["devices"]}
     assert set(listed) == {phone.device_id, laptop.device_id}
-    assert listed[phone.device_id]["keys"] == {"ed25519": phone.ed25519, "curve25519": phone.curve25519}
+    assert listed[phone.device_id]["keys"] == {
+        "ed25519": phone.ed25519,
+        "curve25519": phone.curve25519,
+    }
 
     r = await client.delete(f"/auth/devices/{phone.device_id}", headers=alice.auth)
     assert r.status == 200
@@ -37,7 +40,9 @@ async def test_device_signature_must_verify(client, signup):
 
     mallory = await signup()
     # A registration signed for alice cannot be replayed into mallory's account.
-    r = await client.post("/auth/devices", json=TestDevice(alice.id).registration(), headers=mallory.auth)
+    r = await client.post(
+        "/auth/devices", json=TestDevice(alice.id).registration(), headers=mallory.auth
+    )
     assert r.status == 422
 
 
@@ -66,7 +71,9 @@ async def test_upload_query_and_claim(client, signup):
     )
     assert (r.status, await r.json()) == (200, {"one_time_key_count": 3})
 
-    r = await client.post("/auth/keys/query", json={"users": [alice.id, bob.id, "ghost-user"]}, headers=bob.auth)
+    r = await client.post(
+        "/auth/keys/query", json={"users": [alice.id, bob.id, "ghost-user"]}, headers=bob.auth
+    )
     devices = (await r.json())["devices"]
     assert [d["device_id"] for d in devices[alice.id]] == [dev.device_id]
     assert devices[bob.id] == [] and "ghost-user" not in devices
@@ -74,13 +81,18 @@ async def test_upload_query_and_claim(client, signup):
     claimed = []
     for _ in range(4):
         r = await client.post(
-            "/auth/keys/claim", json={"devices": [{"user_id": alice.id, "device_id": dev.device_id}]},
+            "/auth/keys/claim",
+            json={"devices": [{"user_id": alice.id, "device_id": dev.device_id}]},
             headers=bob.auth,
         )
         claimed.append((await r.json())["one_time_keys"][alice.id][dev.device_id])
     assert sorted(c["key_id"] for c in claimed[:3]) == ["k0", "k1", "k2"]
-    assert claimed[3] == {"key_id": "fb1", "key": fallback["key"], "signature": fallback["signature"],
-                          "fallback": True}
+    assert claimed[3] == {
+        "key_id": "fb1",
+        "key": fallback["key"],
+        "signature": fallback["signature"],
+        "fallback": True,
+    }
     r = await client.get(f"/auth/keys/count/{dev.device_id}", headers=alice.auth)
     assert await r.json() == {"one_time_key_count": 0}
 
@@ -93,7 +105,10 @@ async def test_one_time_keys_are_never_claimed_twice_under_concurrency(client, s
     n = 20
     r = await client.post(
         "/auth/keys/upload",
-        json={"device_id": dev.device_id, "one_time_keys": {f"k{i}": dev.signed_key(f"k{i}") for i in range(n)}},
+        json={
+            "device_id": dev.device_id,
+            "one_time_keys": {f"k{i}": dev.signed_key(f"k{i}") for i in range(n)},
+        },
         headers=alice.auth,
     )
     assert r.status == 200
@@ -114,34 +129,51 @@ async def test_key_upload_rules(client, signup):
     dev = TestDevice(alice.id)
     await register(client, alice, dev)
     good = dev.signed_key("a1")
-    r = await client.post("/auth/keys/upload", json={"device_id": dev.device_id, "one_time_keys": {"a1": good}},
-                          headers=bob.auth)
+    r = await client.post(
+        "/auth/keys/upload",
+        json={"device_id": dev.device_id, "one_time_keys": {"a1": good}},
+        headers=bob.auth,
+    )
     assert r.status == 404, "bob cannot upload keys for alice's device"
 
     forged = {"key": good["key"], "signature": TestDevice(alice.id).signed_key("a1")["signature"]}
-    r = await client.post("/auth/keys/upload", json={"device_id": dev.device_id, "one_time_keys": {"a1": forged}},
-                          headers=alice.auth)
+    r = await client.post(
+        "/auth/keys/upload",
+        json={"device_id": dev.device_id, "one_time_keys": {"a1": forged}},
+        headers=alice.auth,
+    )
     assert r.status == 422
 
     for _ in range(2):  # uploading the same key twice is harmless
-        r = await client.post("/auth/keys/upload",
-                              json={"device_id": dev.device_id, "one_time_keys": {"a1": good}}, headers=alice.auth)
+        r = await client.post(
+            "/auth/keys/upload",
+            json={"device_id": dev.device_id, "one_time_keys": {"a1": good}},
+            headers=alice.auth,
+        )
         assert await r.json() == {"one_time_key_count": 1}
     clash = dev.signed_key("a1")
-    r = await client.post("/auth/keys/upload", json={"device_id": dev.device_id, "one_time_keys": {"a1": clash}},
-                          headers=alice.auth)
+    r = await client.post(
+        "/auth/keys/upload",
+        json={"device_id": dev.device_id, "one_time_keys": {"a1": clash}},
+        headers=alice.auth,
+    )
     assert r.status == 409
 
     too_many = {f"x{i}": good for i in range(101)}
-    r = await client.post("/auth/keys/upload", json={"device_id": dev.device_id, "one_time_keys": too_many},
-                          headers=alice.auth)
+    r = await client.post(
+        "/auth/keys/upload",
+        json={"device_id": dev.device_id, "one_time_keys": too_many},
+        headers=alice.auth,
+    )
     assert r.status == 422
 
 
 async def test_deleting_an_account_removes_its_devices(client, signup):
     alice, bob = await signup(), await signup()
     await register(client, alice, TestDevice(alice.id))
-    r = await client.delete("/auth/account", json={"passwd": alice.password, "confirm": True}, headers=alice.auth)
+    r = await client.delete(
+        "/auth/account", json={"passwd": alice.password, "confirm": True}, headers=alice.auth
+    )
     assert r.status == 200
     r = await client.post("/auth/keys/query", json={"users": [alice.id]}, headers=bob.auth)
     assert (await r.json())["devices"] == {}

@@ -22,8 +22,18 @@ def _b64(d: dict) -> str:
 
 def _claims(uid: str, **over) -> dict:
     now = int(time.time())
-    c = {"iss": "sealchat", "sub": uid, "aud": ["sealchat:auth"], "iat": now, "nbf": now,
-         "exp": now + 300, "jti": "j" * 16, "typ": "access", "sid": "s" * 32, "role": "user"}
+    c = {
+        "iss": "sealchat",
+        "sub": uid,
+        "aud": ["sealchat:auth"],
+        "iat": now,
+        "nbf": now,
+        "exp": now + 300,
+        "jti": "j" * 16,
+        "typ": "access",
+        "sid": "s" * 32,
+        "role": "user",
+    }
     c.update(over)
     return c
 
@@ -50,15 +60,28 @@ def forged_tokens(client, uid: str) -> dict[str, str]:
     now = int(time.time())
 
     def signed(claims: dict, headers: dict | None = None, key=None) -> str:
-        return jwt.encode(claims, key or real.private_key, algorithm="EdDSA", headers={"kid": kid, **(headers or {})})
+        return jwt.encode(
+            claims,
+            key or real.private_key,
+            algorithm="EdDSA",
+            headers={"kid": kid, **(headers or {})},
+        )
 
     return {
         "alg none": f"{_b64({'alg': 'none', 'kid': kid})}.{_b64(_claims(uid))}.",
         "HS256 with the public key": _hs256(public_pem, kid, _claims(uid)),
-        "unknown kid": jwt.encode(_claims(uid), attacker, algorithm="EdDSA", headers={"kid": "nope"}),
-        "attacker key, real kid": jwt.encode(_claims(uid), attacker, algorithm="EdDSA", headers={"kid": kid}),
-        "injected jwk": jwt.encode(_claims(uid), attacker, algorithm="EdDSA",
-                                   headers={"kid": kid, "jwk": public_jwk(attacker.public_key())}),
+        "unknown kid": jwt.encode(
+            _claims(uid), attacker, algorithm="EdDSA", headers={"kid": "nope"}
+        ),
+        "attacker key, real kid": jwt.encode(
+            _claims(uid), attacker, algorithm="EdDSA", headers={"kid": kid}
+        ),
+        "injected jwk": jwt.encode(
+            _claims(uid),
+            attacker,
+            algorithm="EdDSA",
+            headers={"kid": kid, "jwk": public_jwk(attacker.public_key())},
+        ),
         "injected jku": signed(_claims(uid), {"jku": "https://attacker.invalid/jwks.json"}),
         "tampered payload": f"{head}.{_b64(tampered)}.{sig}",
         "expired": signed(_claims(uid, exp=now - 120, iat=now - 400, nbf=now - 400)),
@@ -78,7 +101,9 @@ async def test_every_forged_token_is_refused(client, signup):
     assert r.status == 200  # the control: a real token works
     accepted = []
     for name, token in forged_tokens(client, acct.id).items():
-        r = await client.get(f"/auth/getuser/{acct.id}", headers={"Authorization": f"Bearer {token}"})
+        r = await client.get(
+            f"/auth/getuser/{acct.id}", headers={"Authorization": f"Bearer {token}"}
+        )
         if r.status != 401:
             accepted.append((name, r.status))
         body = await r.json()
@@ -120,7 +145,9 @@ async def test_refresh_rotates_and_reuse_ends_the_session(client, signup):
     assert (r.status, (await r.json())["error"]["code"]) == (401, "refresh_reused")
     r = await client.post("/auth/refresh", json={"refresh_token": rotated["refresh_token"]})
     assert r.status == 401, "the legitimate successor dies with its family"
-    r = await client.get(f"/auth/getuser/{acct.id}", headers={"Authorization": f"Bearer {rotated['token']}"})
+    r = await client.get(
+        f"/auth/getuser/{acct.id}", headers={"Authorization": f"Bearer {rotated['token']}"}
+    )
     assert r.status == 401, "access tokens of the ended session are denied"
 
 

@@ -25,7 +25,9 @@ async def test_migrations_match_the_declared_schema(engine):
     await migrate.require_current(engine)
 
     def diff(conn):
-        return compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
+        return compare_metadata(
+            MigrationContext.configure(conn, opts={"compare_type": True}), metadata
+        )
 
     async with engine.connect() as conn:
         assert await conn.run_sync(diff) == []

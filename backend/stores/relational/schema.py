@@ -54,7 +54,9 @@ devices = Table(
 one_time_keys = Table(
     "one_time_keys",
     metadata,
-    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    Column(
+        "id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    ),
     Column("user_id", Identifier(32), nullable=False),
     Column("device_id", Identifier(32), nullable=False),
     Column("key_id", Identifier(64), nullable=False),
@@ -63,23 +65,26 @@ one_time_keys = Table(
     # A fallback key is handed out when no one-time key is left, and is not consumed.
     Column("is_fallback", Boolean(), nullable=False, default=False),
     Column("created_at", UTCDateTime(), nullable=False),
+    # Claimed keys are kept (marked) so a re-upload of the same key cannot hand it out again.
+    Column("claimed_at", UTCDateTime(), nullable=True),
     ForeignKeyConstraint(
         ["user_id", "device_id"], ["devices.user_id", "devices.device_id"], ondelete="CASCADE"
     ),
     UniqueConstraint("user_id", "device_id", "key_id"),
-    Index(None, "user_id", "device_id", "is_fallback"),
+    Index(None, "user_id", "device_id", "is_fallback", "claimed_at"),
 )
 
 token_families = Table(
     "token_families",
     metadata,
     Column("id", Identifier(32), primary_key=True),
+    # No foreign key to users: a deleted account's sessions stay, revoked, until every access
+    # token they issued has expired, so the deny-list can be rebuilt after a restart.
     Column("user_id", Identifier(32), nullable=False, index=True),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("expires_at", UTCDateTime(), nullable=False),
-    Column("revoked_at", UTCDateTime(), nullable=True),
+    Column("revoked_at", UTCDateTime(), nullable=True, index=True),
     Column("revoked_reason", String(32), nullable=True),
-    ForeignKeyConstraint(["user_id"], ["users.id"], ondelete="CASCADE"),
 )
 
 refresh_tokens = Table(

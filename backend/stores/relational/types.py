@@ -33,7 +33,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         return None if value is None else value.replace(tzinfo=UTC)
 
 
-def Identifier(length: int) -> TypeEngine[str]:  # noqa: N802 (reads like a column type)
+def Identifier(length: int) -> TypeEngine[str]:
     """An exact-match string: byte-wise and without MariaDB's trailing-space padding, so
     ``"alice "`` never finds ``alice`` (SQLite compares exactly already)."""
     return String(length).with_variant(

@@ -56,6 +56,7 @@ def upgrade() -> None:
         sa.Column("signature", sa.String(128), nullable=False),
         sa.Column("is_fallback", sa.Boolean(), nullable=False),
         sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("claimed_at", UTCDateTime(), nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_one_time_keys"),
         sa.ForeignKeyConstraint(
             ["user_id", "device_id"],
@@ -68,9 +69,9 @@ def upgrade() -> None:
         ),
     )
     op.create_index(
-        "ix_one_time_keys_user_id_device_id_is_fallback",
+        "ix_one_time_keys_user_id_device_id_is_fallback_claimed_at",
         "one_time_keys",
-        ["user_id", "device_id", "is_fallback"],
+        ["user_id", "device_id", "is_fallback", "claimed_at"],
     )
     op.create_table(
         "token_families",
@@ -81,11 +82,9 @@ def upgrade() -> None:
         sa.Column("revoked_at", UTCDateTime(), nullable=True),
         sa.Column("revoked_reason", sa.String(32), nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_token_families"),
-        sa.ForeignKeyConstraint(
-            ["user_id"], ["users.id"], name="fk_token_families_user_id_users", ondelete="CASCADE"
-        ),
     )
     op.create_index("ix_token_families_user_id", "token_families", ["user_id"])
+    op.create_index("ix_token_families_revoked_at", "token_families", ["revoked_at"])
     op.create_table(
         "refresh_tokens",
         sa.Column("token_hash", Identifier(64), nullable=False),
