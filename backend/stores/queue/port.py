@@ -43,7 +43,7 @@ class Delivery:
     message_id: str | None
     headers: Mapping[str, str]
     redelivered: bool
-    _settle: "Settler" = field(repr=False)
+    _settle: Settler = field(repr=False)
 
     async def ack(self) -> None:
         """The consumer is done: the message is removed for good."""
@@ -62,6 +62,14 @@ class Settler(abc.ABC):
 
     @abc.abstractmethod
     async def nack(self, delivery: Delivery, *, requeue: bool) -> None: ...
+
+
+class Subscription(AsyncIterator[Delivery], abc.ABC):
+    """What ``consume`` returns. ``aclose()`` (e.g. ``contextlib.aclosing``) cancels the
+    consumer and hands back every message it holds unsettled, to be delivered again."""
+
+    @abc.abstractmethod
+    async def aclose(self) -> None: ...
 
 
 class DurableQueue(abc.ABC):
@@ -83,7 +91,7 @@ class DurableQueue(abc.ABC):
         """Store ``body`` durably on ``queue``; raise ``QueueUnavailable`` if that failed."""
 
     @abc.abstractmethod
-    def consume(self, queue: str, *, prefetch: int = 64) -> AsyncIterator[Delivery]:
+    def consume(self, queue: str, *, prefetch: int = 64) -> Subscription:
         """Yield deliveries from ``queue``, at most ``prefetch`` unsettled at a time."""
 
     @abc.abstractmethod
