@@ -91,12 +91,22 @@ def mongo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     exe = Path(sys.executable).with_name("secantusd-py")
     if not exe.exists():
-        pytest.fail(f"secantusd-py not found next to {sys.executable}; " + services.START_HINTS["mongo"])
+        pytest.fail(
+            f"secantusd-py not found next to {sys.executable}; " + services.START_HINTS["mongo"]
+        )
     port = services.free_port()
     storage = tmp_path_factory.mktemp("secantus")
     log = (storage / "server.log").open("wb")
     proc = subprocess.Popen(
-        [str(exe), "--host", "127.0.0.1", "--port", str(port), "--storage-path", str(storage / "db")],
+        [
+            str(exe),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--storage-path",
+            str(storage / "db"),
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -127,4 +137,3 @@ def mongo_database() -> str:
     import uuid
 
     return f"sealchat_test_{services.RUN_ID}_{uuid.uuid4().hex[:8]}"
-

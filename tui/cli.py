@@ -12,7 +12,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="sealchat", description="The sealchat terminal client.")
     p.add_argument("--version", action="version", version=f"sealchat {__version__}")
     p.parse_args(argv)
-    print("sealchat: the client is not built yet; the server runs with `make run`.", file=sys.stderr)
+    print(
+        "sealchat: the client is not built yet; the server runs with `make run`.", file=sys.stderr
+    )
     return 2
 
 

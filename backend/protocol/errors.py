@@ -17,7 +17,7 @@ class ErrorCode(StrEnum):
     METHOD_NOT_ALLOWED = "method_not_allowed"
     CONFLICT = "conflict"
     UNAUTHORIZED = "unauthorized"
-    TOKEN_EXPIRED = "token_expired"
+    TOKEN_EXPIRED = "token_expired"  # noqa: S105 (an error code)
     FORBIDDEN = "forbidden"
     BAD_CREDENTIALS = "bad_credentials"
     THROTTLED = "throttled"
