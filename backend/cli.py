@@ -13,6 +13,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from backend import __version__
+from backend.common.jwks_client import JwksUnavailable
 from backend.common.logs import setup_logging
 from backend.common.middlewares import REQUEST_ID_HEADER
 from backend.common.settings import Mode, Settings, SettingsError, load_settings
@@ -20,7 +21,6 @@ from backend.common.tokens import SigningKey, write_secret_file
 from backend.stores.relational.migrate import SchemaNotMigrated
 
 NOT_BUILT = {
-    "chat": "the chat service",
     "log": "the log service",
     "archiver": "the archiver",
 }
@@ -64,7 +64,7 @@ def parser() -> argparse.ArgumentParser:
     run = sub.add_parser("all", help="every service in one process (default port 8080)")
     _common(run)
     _listen(run)
-    for name in ("auth", *NOT_BUILT):
+    for name in ("auth", "chat", *NOT_BUILT):
         s = sub.add_parser(name, help=f"run the {name} service alone (cluster mode)")
         _common(s)
         _listen(s)
@@ -88,7 +88,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _serve(settings: Settings, service: str) -> None:
     from backend.server import build_root
 
-    services = ["auth"] if service in ("all", "auth") else [service]
+    services = ["auth", "chat"] if service == "all" else [service]
     app = build_root(settings, services)
     host, port = settings.server.host, settings.listen_port(service)
     where = f"data in {settings.data_dir}" if settings.mode is Mode.EMBEDDED else "cluster mode"
@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(_migrate(settings))
         else:
             _serve(settings, args.command)
-    except (SettingsError, SchemaNotMigrated) as exc:
+    except (SettingsError, SchemaNotMigrated, JwksUnavailable) as exc:
         print(f"sealchatd: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:

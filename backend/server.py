@@ -8,7 +8,8 @@ service's runtime is entered after them and left before them.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,43 +17,68 @@ from aiohttp import web
 
 from backend.auth.app import auth_service
 from backend.auth.app import create_routes as auth_routes
+from backend.chat.app import chat_service
+from backend.chat.app import create_routes as chat_routes
 from backend.common.auth_guard import Guard
+from backend.common.jwks_client import RemoteJwks
 from backend.common.middlewares import error_middleware, request_id_middleware
-from backend.common.resources import open_stores
-from backend.common.settings import Settings
+from backend.common.resources import Stores, open_stores
+from backend.common.settings import Settings, SettingsError
 from backend.common.tokens import TokenVerifier, keys_by_kid
-from backend.common.typedefs import AUTH_SERVICE, GUARD, SETTINGS, STORES
+from backend.common.typedefs import AUTH_SERVICE, CHAT_RUNTIME, GUARD, SETTINGS, STORES
 
 
 @dataclass(frozen=True, slots=True)
 class ServiceSpec:
     routes: Callable[[], web.Application]
+    """Builds the service's sub-application (routes only)."""
+    runtime: Callable[[Settings, Stores], AbstractAsyncContextManager[Any]]
+    """Starts the service on open stores; what it yields is stored under ``key``."""
+    key: web.AppKey[Any]
     needs_documents: bool
 
 
-#: The services that exist so far, in mount order.
+#: The services that exist so far, in mount order (auth first: the others verify its tokens).
 SERVICES: dict[str, ServiceSpec] = {
-    "auth": ServiceSpec(routes=auth_routes, needs_documents=False),
+    "auth": ServiceSpec(auth_routes, auth_service, AUTH_SERVICE, needs_documents=False),
+    "chat": ServiceSpec(chat_routes, chat_service, CHAT_RUNTIME, needs_documents=True),
 }
+
+
+async def _token_keys(
+    settings: Settings, app: web.Application, stack: contextlib.AsyncExitStack
+) -> tuple[Callable[[], dict[str, dict[str, str]]], Callable[[str], Awaitable[bool]] | None]:
+    """Where this process reads token keys: its own auth service, or auth's JWKS over HTTP."""
+    if AUTH_SERVICE in app:
+        issuer = app[AUTH_SERVICE].issuer
+        return (lambda: keys_by_kid(issuer.jwks())), None
+    if settings.auth.jwks_url is None:
+        raise SettingsError(
+            "setting auth.jwks_url (SEALCHAT_AUTH__JWKS_URL): required where auth does not run "
+            "in the same process, e.g. http://auth-node:8081/auth/.well-known/jwks.json"
+        )
+    remote = RemoteJwks(settings.auth.jwks_url)
+    stack.push_async_callback(remote.close)
+    await remote.start()
+    return remote.keys, remote.refresh
 
 
 def _resources(
     settings: Settings, subapps: dict[str, web.Application]
 ) -> Callable[[web.Application], Any]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        services = list(subapps)
-        documents = any(SERVICES[s].needs_documents for s in services)
+        documents = any(SERVICES[s].needs_documents for s in subapps)
         async with contextlib.AsyncExitStack() as stack:
             stores = await stack.enter_async_context(open_stores(settings, documents=documents))
             app[STORES] = stores
-            if "auth" in services:
-                auth = await stack.enter_async_context(auth_service(settings, stores))
-                app[AUTH_SERVICE] = auth
-                keys = lambda: keys_by_kid(auth.issuer.jwks())  # noqa: E731
+            for name in subapps:
+                spec = SERVICES[name]
+                app[spec.key] = await stack.enter_async_context(spec.runtime(settings, stores))
+            keys, refresh = await _token_keys(settings, app, stack)
             for name, subapp in subapps.items():
                 # Each service checks that a token was issued for it (its own ``aud``).
                 verifier = TokenVerifier(keys, issuer=settings.auth.issuer, service=name)
-                subapp[GUARD] = Guard(verifier, stores.kv)
+                subapp[GUARD] = Guard(verifier, stores.kv, refresh)
             yield
 
     return ctx

@@ -55,7 +55,7 @@ def test_all_serves_and_stops_on_ctrl_c(tmp_path):
 
 
 def test_services_not_built_yet_say_so():
-    r = run("chat")
+    r = run("log")
     assert r.returncode == 2 and "not built yet" in r.stderr
 
 

@@ -6,11 +6,18 @@ Shared by every service. Logout (auth) writes the deny-list; here it is only rea
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from backend.common.errors import ApiError
-from backend.common.tokens import AccessClaims, TokenError, TokenExpired, TokenVerifier
+from backend.common.tokens import (
+    AccessClaims,
+    TokenError,
+    TokenExpired,
+    TokenVerifier,
+    UnknownKey,
+)
 from backend.protocol.errors import ErrorCode
 from backend.stores.ephemeral.port import KeyValue
 
@@ -27,14 +34,34 @@ def deny_session_key(sid: str) -> str:
 
 
 class Guard:
-    def __init__(self, verifier: TokenVerifier, kv: KeyValue) -> None:
+    def __init__(
+        self,
+        verifier: TokenVerifier,
+        kv: KeyValue,
+        refresh_keys: Callable[[str], Awaitable[bool]] | None = None,
+    ) -> None:
         self.verifier = verifier
         self.kv = kv
+        self._refresh_keys = refresh_keys
+
+    def _verify(self, token: str) -> AccessClaims:
+        return self.verifier.verify(token)
+
+    async def _verify_refreshing(self, token: str) -> AccessClaims:
+        try:
+            return self._verify(token)
+        except UnknownKey:
+            # A key rotated in after we read the key set: re-read it (rate-limited) once.
+            if self._refresh_keys is None or not await self._refresh_keys(
+                self.verifier.unverified_kid(token)
+            ):
+                raise
+            return self._verify(token)
 
     async def check(self, token: str) -> AccessClaims:
         """Verify a raw token (REST header or a WebSocket auth frame)."""
         try:
-            claims = self.verifier.verify(token)
+            claims = await self._verify_refreshing(token)
         except TokenExpired:
             raise ApiError(
                 ErrorCode.TOKEN_EXPIRED, "access token expired: refresh it", headers=INVALID_TOKEN

@@ -81,6 +81,9 @@ class AuthSettings(_Section):
     signing_keys: list[Path] = []
     """Ed25519 private keys (PEM). The first signs; the rest are published in the JWKS only,
     so tokens they signed stay valid during a key rotation. Required in cluster mode."""
+    jwks_url: str | None = None
+    """Where a service running without auth in its process (cluster chat and log nodes)
+    reads the token keys: the auth service's ``/auth/.well-known/jwks.json``."""
     argon2_time_cost: int = Field(default=2, ge=2, le=20)
     argon2_memory_kib: int = Field(default=19456, ge=19456, le=4 * 1024 * 1024)
     argon2_parallelism: int = Field(default=1, ge=1, le=16)

@@ -49,6 +49,10 @@ class TokenExpired(TokenError):
     pass
 
 
+class UnknownKey(TokenError):
+    """The token names a ``kid`` not in the key set (perhaps a key rotated in since)."""
+
+
 def audience(service: str) -> str:
     return AUDIENCE_PREFIX + service
 
@@ -201,7 +205,7 @@ class TokenVerifier:
         header = self._header(token)
         jwk = self._keys().get(header["kid"])
         if jwk is None:
-            raise TokenError("token signed by an unknown key")
+            raise UnknownKey("token signed by an unknown key")
         try:
             claims = jwt.decode(
                 token,

@@ -8,6 +8,7 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from backend.auth.service import AuthService
+    from backend.chat.app import ChatRuntime
     from backend.common.auth_guard import Guard
     from backend.common.events import EventPublisher
     from backend.common.resources import Stores
@@ -18,3 +19,4 @@ STORES: web.AppKey[Stores] = web.AppKey("stores")
 EVENTS: web.AppKey[EventPublisher] = web.AppKey("events")
 GUARD: web.AppKey[Guard] = web.AppKey("guard")
 AUTH_SERVICE: web.AppKey[AuthService] = web.AppKey("auth_service")
+CHAT_RUNTIME: web.AppKey[ChatRuntime] = web.AppKey("chat_runtime")

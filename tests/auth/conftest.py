@@ -2,76 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
 from backend.auth.app import create_app
-from backend.common.settings import Settings, load_settings
-from backend.stores.relational import migrate
-from backend.stores.relational.engine import open_engine
-
-
-@pytest.fixture(scope="session")
-def migrated_mariadb(mariadb_url: str) -> str:
-    async def run() -> None:
-        engine = open_engine(mariadb_url)
-        try:
-            await migrate.upgrade(engine)
-        finally:
-            await engine.dispose()
-
-    asyncio.run(run())
-    return mariadb_url
-
-
-MODES = [
-    "embedded",
-    pytest.param("cluster", marks=[pytest.mark.mariadb, pytest.mark.redis, pytest.mark.rabbitmq]),
-]
-
-
-@pytest.fixture(params=MODES)
-def make_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., Settings]:
-    """Settings for one mode; keyword overrides go into the ``auth`` section."""
-    base: dict[str, Any] = {
-        "data_dir": str(tmp_path / "data"),
-        # Tests pretend to come from several addresses through a trusted proxy on loopback.
-        "server": {"trusted_proxies": ["127.0.0.1/32", "::1/128"]},
-        "log": {"format": "json"},
-    }
-    if request.param == "cluster":
-        key = tmp_path / "jwt.pem"
-        from backend.common.tokens import SigningKey, write_secret_file
-
-        write_secret_file(key, SigningKey.generate().pem())
-        base |= {
-            "mode": "cluster",
-            "database": {"url": request.getfixturevalue("migrated_mariadb")},
-            "redis": {
-                "url": request.getfixturevalue("redis_url"),
-                "prefix": request.getfixturevalue("redis_prefix") + uuid.uuid4().hex[:6] + ":",
-            },
-            "rabbitmq": {"url": request.getfixturevalue("rabbitmq_url")},
-            "auth": {"signing_keys": [str(key)]},
-        }
-
-    def make(**auth: Any) -> Settings:
-        data = dict(base)
-        data["auth"] = {**base.get("auth", {}), **auth}
-        return load_settings(None, data, environ={})
-
-    return make
-
-
-@pytest.fixture
-def settings(make_settings: Callable[..., Settings]) -> Settings:
-    return make_settings()
+from backend.common.settings import Settings
 
 
 @pytest.fixture
