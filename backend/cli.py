@@ -22,7 +22,6 @@ from backend.stores.relational.migrate import SchemaNotMigrated
 
 NOT_BUILT = {
     "log": "the log service",
-    "archiver": "the archiver",
 }
 
 log = logging.getLogger("sealchat.cli")
@@ -64,7 +63,7 @@ def parser() -> argparse.ArgumentParser:
     run = sub.add_parser("all", help="every service in one process (default port 8080)")
     _common(run)
     _listen(run)
-    for name in ("auth", "chat", *NOT_BUILT):
+    for name in ("auth", "chat", "archiver", *NOT_BUILT):
         s = sub.add_parser(name, help=f"run the {name} service alone (cluster mode)")
         _common(s)
         _listen(s)
@@ -88,7 +87,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _serve(settings: Settings, service: str) -> None:
     from backend.server import build_root
 
-    services = ["auth", "chat"] if service == "all" else [service]
+    services = ["auth", "chat", "archiver"] if service == "all" else [service]
     app = build_root(settings, services)
     host, port = settings.server.host, settings.listen_port(service)
     where = f"data in {settings.data_dir}" if settings.mode is Mode.EMBEDDED else "cluster mode"

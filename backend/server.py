@@ -15,6 +15,8 @@ from typing import Any
 
 from aiohttp import web
 
+from backend.archiver.app import archiver_runtime
+from backend.archiver.app import create_routes as archiver_routes
 from backend.auth.app import auth_service
 from backend.auth.app import create_routes as auth_routes
 from backend.chat.app import chat_service
@@ -25,7 +27,7 @@ from backend.common.middlewares import error_middleware, request_id_middleware
 from backend.common.resources import Stores, open_stores
 from backend.common.settings import Settings, SettingsError
 from backend.common.tokens import TokenVerifier, keys_by_kid
-from backend.common.typedefs import AUTH_SERVICE, CHAT_RUNTIME, GUARD, SETTINGS, STORES
+from backend.common.typedefs import ARCHIVER, AUTH_SERVICE, CHAT_RUNTIME, GUARD, SETTINGS, STORES
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +44,7 @@ class ServiceSpec:
 SERVICES: dict[str, ServiceSpec] = {
     "auth": ServiceSpec(auth_routes, auth_service, AUTH_SERVICE, needs_documents=False),
     "chat": ServiceSpec(chat_routes, chat_service, CHAT_RUNTIME, needs_documents=True),
+    "archiver": ServiceSpec(archiver_routes, archiver_runtime, ARCHIVER, needs_documents=True),
 }
 
 

@@ -5,15 +5,22 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
 from backend import __version__
 from backend.chat import views
+from backend.chat.gateway import views as gateway_views
+from backend.chat.gateway.registry import PresenceHook, Registry
+from backend.chat.history import History, commit_channels
+from backend.chat.messaging import Fanout
+from backend.chat.pipeline import Intake
+from backend.chat.social import SocialService
 from backend.common.events import EventPublisher
 from backend.common.resources import Stores
 from backend.common.settings import Settings
+from backend.protocol.frames import Presence
 
 log = logging.getLogger("sealchat.chat")
 
@@ -25,6 +32,16 @@ class ChatRuntime:
     settings: Settings
     stores: Stores
     events: EventPublisher
+    social: SocialService
+    """Friends, blocks, rooms and membership (``backend/chat/social.py``)."""
+    intake: Intake
+    """Members' messages into the durable queue (``backend/chat/pipeline.py``)."""
+    history: History
+    """Paged reads of archived messages (``backend/chat/history.py``)."""
+    gateway: Registry = field(default_factory=Registry)
+    """Authenticated WebSocket connections: ``gateway.push(users, frame)`` reaches them."""
+    fanout: Fanout | None = None
+    """Pushes committed messages to the members connected here (its counters are metrics)."""
 
 
 @contextlib.asynccontextmanager
@@ -32,13 +49,41 @@ async def chat_service(settings: Settings, stores: Stores) -> AsyncIterator[Chat
     if stores.documents is None:
         raise RuntimeError("the chat service needs the document store")
     async with EventPublisher(stores.queue, "chat").running() as events:
-        runtime = ChatRuntime(settings=settings, stores=stores, events=events)
+        social = SocialService(stores.engine, events)
+        gateway = Registry()
+        social.set_notifier(gateway.notify)
+        gateway.presence = presence_to_friends(social, gateway)
+        intake = Intake(stores.queue, social.is_member, partitions=settings.chat.partitions)
+        await intake.declare()
+        runtime = ChatRuntime(
+            settings=settings,
+            stores=stores,
+            events=events,
+            social=social,
+            intake=intake,
+            history=History(stores.documents),
+            gateway=gateway,
+        )
+        fanout = Fanout(stores.doorbell, commit_channels(intake.partitions), social, gateway)
+        runtime.fanout = fanout
         events.emit("service", "chat", action="start")
-        log.info("chat service ready")
-        try:
-            yield runtime
-        finally:
-            events.emit("service", "chat", action="stop")
+        async with fanout.running():
+            log.info("chat service ready", extra={"partitions": intake.partitions})
+            try:
+                yield runtime
+            finally:
+                # Normally already closed by the gateway's on_shutdown; this catches stragglers.
+                await runtime.gateway.close_all()
+                events.emit("service", "chat", action="stop")
+
+
+def presence_to_friends(social: SocialService, gateway: Registry) -> PresenceHook:
+    """Online/offline goes to the user's friends only (a block ends the friendship)."""
+
+    async def hook(user: str, online: bool) -> None:
+        gateway.push(await social.friends_of(user), Presence(user=user, online=online))
+
+    return hook
 
 
 def create_routes() -> web.Application:
@@ -52,11 +97,13 @@ def create_routes() -> web.Application:
 
     table.register(app)
     app.router.add_get("/openapi.json", openapi)
+    gateway_views.install(app)
     return app
 
 
 def create_app(settings: Settings) -> web.Application:
-    """The chat service with auth beside it in one process (tests, the embedded mode)."""
+    """The chat service with auth and the archiver beside it in one process, as
+    ``sealchatd all`` runs them (tests, the embedded mode)."""
     from backend.server import build_root
 
-    return build_root(settings, ["auth", "chat"])
+    return build_root(settings, ["auth", "chat", "archiver"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from backend.auth.schemas import Health
+from backend.chat.social_views import add_social_routes
 from backend.common.api import RouteTable, reply
 
 
@@ -15,4 +16,5 @@ async def health(request: web.Request) -> web.Response:
 def routes() -> RouteTable:
     t = RouteTable("chat")
     t.add("GET", "/health", health, "Liveness", response=Health, auth=False)
+    add_social_routes(t)
     return t

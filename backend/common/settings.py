@@ -106,6 +106,28 @@ class AuthSettings(_Section):
     """Account ids that get the ``admin`` role (the log query API)."""
 
 
+class ChatSettings(_Section):
+    """The WebSocket gateway: limits that keep one client from hurting the others."""
+
+    auth_deadline_seconds: float = Field(default=10.0, gt=0, le=300)
+    """A new connection must authenticate within this time, or it is closed (4001)."""
+    max_frame_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    """Larger incoming frames close the connection (1009)."""
+    send_queue_size: int = Field(default=512, ge=1, le=1_000_000)
+    """Frames waiting for one slow client; past it, the client is cut off (4008)."""
+    send_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    """A single write that takes longer than this also means "too slow" (4008)."""
+    rate_per_second: float = Field(default=20.0, gt=0, le=100_000)
+    """Frames a client may send per second on average (token bucket)."""
+    burst: int = Field(default=60, ge=1, le=1_000_000)
+    """Frames a client may send at once; as many refused frames in a row close it (4009)."""
+    partitions: int = Field(default=8, ge=1, le=256)
+    """Message queue partitions (``sealchat.messages.N``). Each has one active archiver, which
+    keeps every room's order; all nodes of a cluster must agree on this number."""
+    heartbeat_seconds: float = Field(default=30.0, ge=1, le=3600)
+    """WebSocket ping interval; a peer that misses the pong is dropped."""
+
+
 class LogSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["auto", "json", "text"] = "auto"
@@ -121,6 +143,7 @@ class Settings(_Section):
     redis: RedisSettings = RedisSettings()
     rabbitmq: RabbitSettings = RabbitSettings()
     auth: AuthSettings = AuthSettings()
+    chat: ChatSettings = ChatSettings()
     log: LogSettings = LogSettings()
 
     @model_validator(mode="after")

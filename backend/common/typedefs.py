@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
+    from backend.archiver.archiver import Archiver
     from backend.auth.service import AuthService
     from backend.chat.app import ChatRuntime
     from backend.common.auth_guard import Guard
@@ -20,3 +21,4 @@ EVENTS: web.AppKey[EventPublisher] = web.AppKey("events")
 GUARD: web.AppKey[Guard] = web.AppKey("guard")
 AUTH_SERVICE: web.AppKey[AuthService] = web.AppKey("auth_service")
 CHAT_RUNTIME: web.AppKey[ChatRuntime] = web.AppKey("chat_runtime")
+ARCHIVER: web.AppKey[Archiver] = web.AppKey("archiver")

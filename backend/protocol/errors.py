@@ -6,7 +6,7 @@ Every error a client sees is ``{"error": {"code": CODE, "message": text}}``; the
 
 from __future__ import annotations
 
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 
 
 class ErrorCode(StrEnum):
@@ -25,6 +25,11 @@ class ErrorCode(StrEnum):
     BAD_SIGNATURE = "bad_signature"
     UNAVAILABLE = "unavailable"
     INTERNAL = "internal"
+    # WebSocket frames (see docs/protocol.md, "WebSocket").
+    BAD_FRAME = "bad_frame"
+    UNKNOWN_TYPE = "unknown_type"
+    RATE_LIMITED = "rate_limited"
+    NOT_MEMBER = "not_member"
 
 
 #: HTTP status that goes with each code at the REST edge.
@@ -44,4 +49,28 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.BAD_SIGNATURE: 422,
     ErrorCode.UNAVAILABLE: 503,
     ErrorCode.INTERNAL: 500,
+    ErrorCode.BAD_FRAME: 400,
+    ErrorCode.UNKNOWN_TYPE: 400,
+    ErrorCode.RATE_LIMITED: 429,
+    ErrorCode.NOT_MEMBER: 403,
 }
+
+
+class CloseCode(IntEnum):
+    """Why the server closed a WebSocket; the client decides from the code whether to reconnect."""
+
+    NORMAL = 1000
+    GOING_AWAY = 1001
+    """The server is shutting down: reconnect (to another node) after a short pause."""
+    TOO_BIG = 1009
+    """A frame exceeded the size limit: do not resend it."""
+    INTERNAL_ERROR = 1011
+    """The server could not check the login (a store is down): reconnect with backoff."""
+    AUTH_FAILED = 4001
+    """No valid ``auth`` frame in time: refresh the token or log in, then reconnect."""
+    BAD_ORIGIN = 4003
+    """The browser ``Origin`` is not allowed: a configuration problem, do not retry."""
+    TOO_SLOW = 4008
+    """The client did not read fast enough: reconnect and catch up from history."""
+    RATE_LIMITED = 4009
+    """Too many frames too fast: reconnect after a pause and send more slowly."""

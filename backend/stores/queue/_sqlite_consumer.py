@@ -70,6 +70,7 @@ class SqliteSubscription(Subscription):
         writer: GroupCommit,
         check: Callable[[str], Awaitable[object]],
         on_close: Callable[[SqliteSubscription], None],
+        may_claim: Callable[[SqliteSubscription], bool],
         poll_interval: float,
     ) -> None:
         self.queue = queue
@@ -78,6 +79,7 @@ class SqliteSubscription(Subscription):
         self._writer = writer
         self._check = check
         self._on_close = on_close
+        self._may_claim = may_claim
         self._poll = poll_interval
         self._owner = uuid.uuid4().hex
         self._buffer: deque[Delivery] = deque()
@@ -103,7 +105,8 @@ class SqliteSubscription(Subscription):
             # Cleared before looking, so a commit between the look and the wait still wakes us.
             self._wakeup.clear()
             room = self._prefetch - len(self._unsettled)
-            if room > 0:
+            # A standby consumer of a single-active-consumer queue sleeps until woken.
+            if room > 0 and self._may_claim(self):
                 await self._claim(room)
                 if self._buffer:
                     continue

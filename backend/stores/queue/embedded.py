@@ -4,6 +4,10 @@
 mode keeps "acked ⇒ durable". Writes go through a group commit; consumers sleep on events
 that commits set. Messages a crashed process left delivered are made ready again (counted
 as a delivery, as RabbitMQ counts a dropped channel) when the queue is next opened.
+
+A single-active-consumer queue hands out messages to the oldest open subscription of this
+adapter only; the next one takes over when it closes. The flag lives in the adapter, not in
+the file: the embedded mode is one process, and that process declares what it consumes.
 """
 
 from __future__ import annotations
@@ -37,6 +41,9 @@ class SqliteQueue(DurableQueue):
         self._store = QueueStore()
         self._writer = GroupCommit(self._engine, self._wake)
         self._subscriptions: set[SqliteSubscription] = set()
+        # Single-active-consumer queues, and every queue's subscriptions in opening order.
+        self._single_active: dict[str, bool] = {}
+        self._consumers: dict[str, list[SqliteSubscription]] = {}
         self._poll = poll_interval
         self._setup_lock = asyncio.Lock()
         self._is_setup = False
@@ -64,12 +71,19 @@ class SqliteQueue(DurableQueue):
         if spec.max_deliveries < 1:
             raise ValueError("max_deliveries must be at least 1")
         await self.setup()
+        known = self._single_active.get(spec.name)
+        if known is not None and known != spec.single_active_consumer:
+            raise QueueUnavailable(
+                f"queue {spec.name!r} already exists with single_active_consumer={known}; "
+                "use a new name or migrate the old queue"
+            )
         wanted: dict[str, Declared] = {}
         if spec.dead_letter is not None:
             wanted[spec.dead_letter] = DEAD_LETTER_QUEUE
         wanted[spec.name] = Declared(spec.dead_letter, spec.max_deliveries, spec.max_length)
         stored = await self._writer.submit(partial(self._store.declare, wanted=wanted))
         self._store.declared.update(stored)
+        self._single_active[spec.name] = spec.single_active_consumer
 
     async def publish(
         self,
@@ -100,10 +114,12 @@ class SqliteQueue(DurableQueue):
             store=self._store,
             writer=self._writer,
             check=self._declared,
-            on_close=self._subscriptions.discard,
+            on_close=self._forget,
+            may_claim=self._may_claim,
             poll_interval=self._poll,
         )
         self._subscriptions.add(subscription)
+        self._consumers.setdefault(queue, []).append(subscription)
         return subscription
 
     async def purge(self, queue: str) -> int:
@@ -132,6 +148,22 @@ class SqliteQueue(DurableQueue):
         if settings is None:
             raise QueueUnavailable(f"no queue named {queue!r}; declare it first")
         return settings
+
+    def _may_claim(self, subscription: SqliteSubscription) -> bool:
+        """Whether ``subscription`` may take messages: always, unless another is active."""
+        if not self._single_active.get(subscription.queue, False):
+            return True
+        return self._consumers[subscription.queue][0] is subscription
+
+    def _forget(self, subscription: SqliteSubscription) -> None:
+        self._subscriptions.discard(subscription)
+        waiting = self._consumers.get(subscription.queue, [])
+        if subscription in waiting:
+            waiting.remove(subscription)
+        if waiting:
+            waiting[0].wake()  # a standby consumer may now be the active one
+        else:
+            self._consumers.pop(subscription.queue, None)
 
     def _wake(self, touched: Iterable[str]) -> None:
         names = set(touched)

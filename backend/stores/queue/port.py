@@ -33,6 +33,9 @@ class QueueSpec:
     """After this many deliveries without an ack the message is dead-lettered."""
     max_length: int | None = None
     """Drop the oldest messages beyond this many (None: unbounded)."""
+    single_active_consumer: bool = False
+    """Only one consumer at a time gets deliveries; the others stand by until it goes away.
+    That keeps a queue's order through a consumer's crash and replacement (one writer)."""
 
 
 @dataclass(slots=True)

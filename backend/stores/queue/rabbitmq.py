@@ -43,6 +43,8 @@ def queue_arguments(spec: QueueSpec) -> dict[str, Any]:
     if spec.max_length is not None:
         args["x-max-length"] = spec.max_length
         args["x-overflow"] = "drop-head"
+    if spec.single_active_consumer:
+        args["x-single-active-consumer"] = True
     return args
 
 

@@ -97,3 +97,102 @@ refresh_tokens = Table(
     Column("used_at", UTCDateTime(), nullable=True),
     ForeignKeyConstraint(["family_id"], ["token_families.id"], ondelete="CASCADE"),
 )
+
+# --- the chat service's social graph and rooms --------------------------------------------
+# A friendship is stored as two rows (a→b and b→a) so "my friends" is one indexed lookup.
+friends = Table(
+    "friends",
+    metadata,
+    Column("user_id", Identifier(32), primary_key=True),
+    Column("friend_id", Identifier(32), primary_key=True),
+    Column("since", UTCDateTime(), nullable=False),
+    ForeignKeyConstraint(["user_id"], ["users.id"], ondelete="CASCADE"),
+    ForeignKeyConstraint(["friend_id"], ["users.id"], ondelete="CASCADE"),
+    Index(None, "friend_id"),
+)
+
+friend_requests = Table(
+    "friend_requests",
+    metadata,
+    Column("from_id", Identifier(32), primary_key=True),
+    Column("to_id", Identifier(32), primary_key=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    ForeignKeyConstraint(["from_id"], ["users.id"], ondelete="CASCADE"),
+    ForeignKeyConstraint(["to_id"], ["users.id"], ondelete="CASCADE"),
+    Index(None, "to_id"),
+)
+
+blocks = Table(
+    "blocks",
+    metadata,
+    Column("blocker_id", Identifier(32), primary_key=True),
+    Column("blocked_id", Identifier(32), primary_key=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    ForeignKeyConstraint(["blocker_id"], ["users.id"], ondelete="CASCADE"),
+    ForeignKeyConstraint(["blocked_id"], ["users.id"], ondelete="CASCADE"),
+    Index(None, "blocked_id"),
+)
+
+rooms = Table(
+    "rooms",
+    metadata,
+    Column("id", Identifier(32), primary_key=True),
+    Column("kind", String(8), nullable=False),  # "direct" or "group"
+    Column("name", String(64), nullable=True),
+    Column("topic", String(256), nullable=True),
+    # A room outlives its creator's account: the creator becomes NULL and the room's admins
+    # inherit the right to delete it (docs/protocol.md, "Rooms").
+    Column("creator_id", Identifier(32), nullable=True),
+    # "a|b" (sorted ids) for a 1:1 room, NULL for a group: one 1:1 room per pair.
+    Column("direct_key", Identifier(72), nullable=True, unique=True),
+    # The last membership-log seq; bumping it also locks the room row for the transaction.
+    Column("log_seq", Integer(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    # Deleted rooms keep their id and membership log (ending in "delete"), nothing else.
+    Column("deleted_at", UTCDateTime(), nullable=True),
+    ForeignKeyConstraint(["creator_id"], ["users.id"], ondelete="SET NULL"),
+    Index(None, "creator_id"),
+)
+
+room_members = Table(
+    "room_members",
+    metadata,
+    Column("room_id", Identifier(32), primary_key=True),
+    Column("user_id", Identifier(32), primary_key=True),
+    Column("role", String(8), nullable=False),  # "admin" or "member"
+    Column("joined_at", UTCDateTime(), nullable=False),
+    ForeignKeyConstraint(["room_id"], ["rooms.id"], ondelete="CASCADE"),
+    ForeignKeyConstraint(["user_id"], ["users.id"], ondelete="CASCADE"),
+    Index(None, "user_id"),
+)
+
+room_invites = Table(
+    "room_invites",
+    metadata,
+    Column("room_id", Identifier(32), primary_key=True),
+    Column("user_id", Identifier(32), primary_key=True),
+    Column("inviter_id", Identifier(32), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    ForeignKeyConstraint(["room_id"], ["rooms.id"], ondelete="CASCADE"),
+    ForeignKeyConstraint(["user_id"], ["users.id"], ondelete="CASCADE"),
+    ForeignKeyConstraint(["inviter_id"], ["users.id"], ondelete="CASCADE"),
+    Index(None, "user_id"),
+    Index(None, "inviter_id"),
+)
+
+membership_log = Table(
+    "membership_log",
+    metadata,
+    Column("room_id", Identifier(32), primary_key=True),
+    Column("seq", Integer(), primary_key=True, autoincrement=False),
+    Column("action", String(8), nullable=False),
+    # No foreign keys to users: the log stays contiguous when an account is deleted.
+    Column("actor_id", Identifier(32), nullable=False),
+    Column("target_id", Identifier(32), nullable=True),
+    Column("role", String(8), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    # Filled by the E2EE layer: the authorising device and its signature over the entry.
+    Column("device_id", Identifier(32), nullable=True),
+    Column("signature", String(128), nullable=True),
+    ForeignKeyConstraint(["room_id"], ["rooms.id"], ondelete="CASCADE"),
+)

@@ -1,0 +1,69 @@
+"""``GET /chat/ws``: upgrade, check the Origin, and hand the socket to a ``Connection``.
+
+The token never travels in the URL (URLs end up in proxy and access logs): it is the first
+frame. Browsers send ``Origin``; it must be one of ``server.allowed_origins``. Clients that
+are not browsers send none and are let through — the token is what authenticates them.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import hdrs, web
+
+from backend.chat.gateway.connection import Connection
+from backend.chat.gateway.registry import SHUTDOWN_REASON, LiveSockets
+from backend.common.errors import ApiError
+from backend.common.typedefs import CHAT_RUNTIME, GUARD, SETTINGS
+from backend.protocol.errors import CloseCode, ErrorCode
+
+log = logging.getLogger("sealchat.gateway")
+
+LIVE_SOCKETS: web.AppKey[LiveSockets] = web.AppKey("live_sockets", LiveSockets)
+
+
+async def websocket(request: web.Request) -> web.StreamResponse:
+    settings = request.config_dict[SETTINGS]
+    ws = web.WebSocketResponse(
+        heartbeat=settings.chat.heartbeat_seconds,
+        max_msg_size=settings.chat.max_frame_bytes,
+        compress=False,  # compressing ciphertext gains nothing and invites memory blow-ups
+    )
+    if not ws.can_prepare(request).ok:
+        raise ApiError(ErrorCode.INVALID, "this endpoint speaks WebSocket: connect with one")
+    await ws.prepare(request)
+    origin = request.headers.get(hdrs.ORIGIN)
+    if origin is not None and origin not in settings.server.allowed_origins:
+        log.info("websocket origin refused", extra={"origin": origin[:200]})
+        await ws.close(code=CloseCode.BAD_ORIGIN, message=b"origin not allowed")
+        return ws
+    live = request.app[LIVE_SOCKETS]
+    if live.closing:
+        await ws.close(code=CloseCode.GOING_AWAY, message=SHUTDOWN_REASON.encode())
+        return ws
+    conn = Connection(
+        ws,
+        runtime=request.config_dict[CHAT_RUNTIME],
+        guard=request.config_dict[GUARD],
+        limits=settings.chat,
+        transport=request.transport,
+    )
+    live.add(conn)
+    try:
+        await conn.run()
+    finally:
+        live.discard(conn)
+    return ws
+
+
+async def _going_away(app: web.Application) -> None:
+    # on_shutdown runs before the server waits for handlers: sockets must close here, or
+    # shutdown would wait out its whole timeout and then cut them off without a close code.
+    await app[LIVE_SOCKETS].close_all()
+
+
+def install(app: web.Application) -> None:
+    """Add the gateway to the chat sub-application."""
+    app[LIVE_SOCKETS] = LiveSockets()
+    app.router.add_get("/ws", websocket)
+    app.on_shutdown.append(_going_away)

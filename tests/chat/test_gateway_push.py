@@ -1,0 +1,117 @@
+"""The WebSocket gateway pushing to real clients: fan-out, slow readers, presence, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from backend.common.settings import Settings
+from backend.protocol.errors import CloseCode
+from backend.protocol.frames import Presence
+from tests.chat.ws_helpers import (
+    STEP,
+    account,
+    client_factory,
+    closed_with,
+    connect,
+    recv,
+    recv_after,
+    registry,
+)
+
+
+@pytest.fixture
+def app_client(aiohttp_client: Any, make_settings: Callable[..., Settings]) -> Any:
+    return client_factory(aiohttp_client, make_settings)
+
+
+# --- pushing -------------------------------------------------------------------------------
+
+
+async def test_push_reaches_every_connection_of_a_user_and_nobody_else(app_client):
+    client = await app_client()
+    alice, bob = await account(client), await account(client)
+    a1, a2 = await connect(client, alice.token), await connect(client, alice.token)
+    b1 = await connect(client, bob.token)
+    event = Presence(user=bob.id, online=True)
+    assert registry(client).push([alice.id, alice.id, "nobody"], event) == 2
+    expected = {"type": "presence", "user": bob.id, "online": True}
+    assert await recv(a1) == expected
+    assert await recv(a2) == expected
+    assert (await recv_after(b1, {"id": 2, "type": "ping"}))["id"] == 2  # nothing before it
+    assert (await recv_after(a1, {"id": 2, "type": "ping"}))["id"] == 2  # delivered once
+    for ws in (a1, a2, b1):
+        await ws.close()
+
+
+async def test_notify_sends_protocol_events_and_drops_off_contract_ones(app_client):
+    client = await app_client()
+    alice, bob = await account(client), await account(client)
+    ws = await connect(client, alice.token)
+    gateway = registry(client)
+    await gateway.notify([alice.id], {"type": "friend_event", "action": "no such action"})
+    event = {"type": "friend_event", "action": "request", "from": bob.id, "to": alice.id}
+    await gateway.notify([alice.id], event)
+    assert await recv(ws) == event  # the off-contract one never arrived
+    await ws.close()
+
+
+async def test_a_slow_reader_is_cut_off_with_4008(app_client):
+    client = await app_client(send_queue_size=4)
+    alice = await account(client)
+    ws = await connect(client, alice.token)
+    gateway = registry(client)
+    event = Presence(user=alice.id, online=True)
+    queued = [gateway.push([alice.id], event) for _ in range(10)]  # no await: nothing is sent
+    assert queued[:4] == [1, 1, 1, 1] and not any(queued[4:])
+    assert await closed_with(ws) == CloseCode.TOO_SLOW
+    for _ in range(100):
+        if not gateway.online(alice.id):
+            break
+        await asyncio.sleep(0.01)
+    assert not gateway.online(alice.id)
+    again = await connect(client, alice.token)  # and may come back to catch up
+    await again.close()
+
+
+async def test_presence_hook_sees_first_and_last_connection(app_client):
+    client = await app_client()
+    alice = await account(client)
+    calls: list[tuple[str, bool]] = []
+
+    async def hook(user: str, online: bool) -> None:
+        calls.append((user, online))
+
+    registry(client).presence = hook
+    one = await connect(client, alice.token)
+    two = await connect(client, alice.token)
+    await one.close()
+    assert calls == [(alice.id, True)]
+    await two.close()
+    for _ in range(100):
+        if len(calls) == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert calls == [(alice.id, True), (alice.id, False)]
+
+
+# --- shutdown --------------------------------------------------------------------------------
+
+
+async def test_shutdown_closes_every_socket_with_1001(app_client):
+    client = await app_client()
+    alice = await account(client)
+    authed = await connect(client, alice.token)
+    waiting = await client.ws_connect("/chat/ws")  # still in its auth phase
+    started = time.monotonic()
+    stopping = asyncio.create_task(client.server.close())
+    try:
+        assert await closed_with(authed) == CloseCode.GOING_AWAY
+        assert await closed_with(waiting) == CloseCode.GOING_AWAY
+    finally:
+        await stopping
+    assert time.monotonic() - started < STEP

@@ -1,0 +1,147 @@
+"""The whole message path with real sockets: send → queue → archiver → doorbell → members.
+
+Runs in the embedded mode and against the real servers (RabbitMQ, MongoDB-compatible
+server, Redis, MariaDB), with the archiver in the same process as ``sealchatd all`` runs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import aiohttp
+
+from tests.auth.device_keys import TestDevice
+from tests.chat.social_world import Person, World, make_world
+from tests.chat.ws_helpers import connect, recv
+
+STEP = 10.0
+
+
+class Peer:
+    """One client socket that keeps every frame it has not been asked for yet."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+        self.backlog: list[dict[str, Any]] = []
+
+    async def _take(self, match: Any) -> dict[str, Any]:
+        for i, frame in enumerate(self.backlog):
+            if match(frame):
+                return self.backlog.pop(i)
+        async with asyncio.timeout(STEP):
+            while True:
+                frame = await recv(self.ws)
+                if match(frame):
+                    return frame
+                self.backlog.append(frame)
+
+    async def next_of(self, kind: str) -> dict[str, Any]:
+        """The next frame of type ``kind``; others stay in the backlog."""
+        return await self._take(lambda f: f["type"] == kind)
+
+    async def request(self, frame: dict[str, Any]) -> dict[str, Any]:
+        await self.ws.send_json(frame)
+        return await self._take(lambda f: f["type"] == "result" and f.get("id") == frame["id"])
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+
+async def device_socket(world: World, who: Person) -> Peer:
+    dev = TestDevice(who.id)
+    r = await world.client.post("/auth/devices", json=dev.registration(), headers=who.auth)
+    assert r.status == 201, await r.text()
+    return Peer(await connect(world.client, who.token, device=dev.device_id))
+
+
+def msg_id() -> str:
+    return uuid.uuid4().hex
+
+
+async def test_a_message_reaches_every_member_once_in_order_and_is_in_history(
+    aiohttp_client, settings
+):
+    world = await make_world(aiohttp_client, settings)
+    alice, bob, carol = await world.person(), await world.person(), await world.person()
+    room = await world.group(alice, bob)
+    a, b, c = [await device_socket(world, p) for p in (alice, bob, carol)]
+
+    ids = [msg_id() for _ in range(5)]
+    for n, mid in enumerate(ids, start=2):
+        send = {"id": n, "type": "send", "msg_id": mid, "room": room, "ciphertext": f"ct-{n}"}
+        reply = await a.request(send)
+        assert reply["success"] and reply["result"] == {"msg_id": mid, "accepted": True}
+
+    for ws in (a, b):
+        got = [await ws.next_of("message") for _ in ids]
+        assert [m["msg_id"] for m in got] == ids
+        assert [m["seq"] for m in got] == [1, 2, 3, 4, 5]
+        assert got[0]["sender"] == alice.id and got[0]["ciphertext"] == "ct-2"
+
+    # Carol is not a member: her send is refused and she was pushed nothing.
+    reply = await c.request(
+        {"id": 2, "type": "send", "msg_id": msg_id(), "room": room, "ciphertext": "x"}
+    )
+    assert not reply["success"] and reply["error"]["code"] == "forbidden"
+    reply = await c.request({"id": 3, "type": "history", "room": room})
+    assert reply["error"]["code"] == "not_found"
+
+    reply = await b.request({"id": 2, "type": "history", "room": room, "after": 3})
+    assert [m["seq"] for m in reply["result"]["messages"]] == [4, 5]
+    reply = await b.request({"id": 3, "type": "history", "room": room, "limit": 2})
+    assert [m["seq"] for m in reply["result"]["messages"]] == [4, 5]
+    reply = await b.request({"id": 4, "type": "sync"})
+    assert reply["result"]["rooms"] == {room: 5}
+    for ws in (a, b, c):
+        await ws.close()
+
+
+async def test_a_resend_after_reconnect_is_stored_and_shown_once(aiohttp_client, settings):
+    world = await make_world(aiohttp_client, settings)
+    alice, bob = await world.person(), await world.person()
+    room = await world.group(alice, bob)
+    a, b = await device_socket(world, alice), await device_socket(world, bob)
+    mid = msg_id()
+    frame = {"type": "send", "msg_id": mid, "room": room, "ciphertext": "once"}
+    assert (await a.request({"id": 2, **frame}))["success"]
+    assert (await a.request({"id": 3, **frame}))["success"], "a resend is accepted again"
+    first = await b.next_of("message")
+    after = {"id": 5, "type": "send", "msg_id": msg_id(), "room": room, "ciphertext": "next"}
+    assert (await a.request(after))["success"]
+    # Whatever the doorbell rang twice, the second message is seq 2: the resend took no seq.
+    seqs = [first["seq"]]
+    while seqs[-1] != 2:
+        seqs.append((await b.next_of("message"))["seq"])
+    assert seqs[0] == 1 and 2 in seqs
+    reply = await b.request({"id": 2, "type": "history", "room": room, "after": 0})
+    assert [m["msg_id"] for m in reply["result"]["messages"]] == [mid, after["msg_id"]]
+    await a.close()
+    await b.close()
+
+
+async def test_typing_and_read_markers_go_to_the_other_members(aiohttp_client, settings):
+    world = await make_world(aiohttp_client, settings)
+    alice, bob = await world.person(), await world.person()
+    room = await world.group(alice, bob)
+    a, b = await device_socket(world, alice), await device_socket(world, bob)
+    assert (await a.request({"id": 2, "type": "typing", "room": room, "active": True}))["success"]
+    typing = await b.next_of("typing")
+    assert typing == {"type": "typing", "room": room, "user": alice.id, "active": True}
+    assert (await b.request({"id": 2, "type": "read", "room": room, "seq": 1}))["success"]
+    assert (await a.next_of("read"))["user"] == bob.id
+    await a.close()
+    await b.close()
+
+
+async def test_sending_needs_a_registered_device(aiohttp_client, settings):
+    world = await make_world(aiohttp_client, settings)
+    alice, bob = await world.person(), await world.person()
+    room = await world.group(alice, bob)
+    ws = Peer(await connect(world.client, alice.token))
+    reply = await ws.request(
+        {"id": 2, "type": "send", "msg_id": msg_id(), "room": room, "ciphertext": "x"}
+    )
+    assert reply["error"]["code"] == "invalid" and "device" in reply["error"]["message"]
+    await ws.close()
