@@ -14,7 +14,6 @@ from aiohttp import web
 
 from backend.archiver.archiver import Archiver
 from backend.auth.schemas import Health
-from backend.chat.pipeline import DEFAULT_PARTITIONS
 from backend.common.api import RouteTable, reply
 from backend.common.resources import Stores
 from backend.common.settings import Settings
@@ -24,12 +23,16 @@ log = logging.getLogger("sealchat.archiver")
 
 @contextlib.asynccontextmanager
 async def archiver_service(
-    settings: Settings, stores: Stores, *, partitions: int = DEFAULT_PARTITIONS
+    settings: Settings, stores: Stores, *, partitions: int | None = None
 ) -> AsyncIterator[Archiver]:
     """Run an archiver over ``stores`` until the block exits (its tasks are cancelled and
-    awaited then; whatever they held unacked goes back to the queue)."""
+    awaited then; whatever they held unacked goes back to the queue).
+
+    ``partitions`` defaults to ``chat.partitions``: the intake and the archiver must agree.
+    """
     if stores.documents is None:
         raise RuntimeError("the archiver needs the document store")
+    partitions = partitions or settings.chat.partitions
     archiver = Archiver(stores.queue, stores.documents, stores.doorbell, partitions)
     async with archiver.running():
         log.info("archiver ready", extra={"partitions": partitions, "mode": settings.mode.value})

@@ -14,7 +14,7 @@ from backend.chat import views
 from backend.chat.gateway import views as gateway_views
 from backend.chat.gateway.registry import PresenceHook, Registry
 from backend.chat.history import History, commit_channels
-from backend.chat.messaging import Fanout
+from backend.chat.messaging import TO_DEVICE_CHANNEL, Fanout, pending_on_connect
 from backend.chat.pipeline import Intake
 from backend.chat.social import SocialService
 from backend.common.events import EventPublisher
@@ -64,7 +64,9 @@ async def chat_service(settings: Settings, stores: Stores) -> AsyncIterator[Chat
             history=History(stores.documents),
             gateway=gateway,
         )
-        fanout = Fanout(stores.doorbell, commit_channels(intake.partitions), social, gateway)
+        gateway.device_online = pending_on_connect(stores.documents)
+        channels = [*commit_channels(intake.partitions), TO_DEVICE_CHANNEL]
+        fanout = Fanout(stores.doorbell, channels, social, gateway)
         runtime.fanout = fanout
         events.emit("service", "chat", action="start")
         async with fanout.running():

@@ -13,9 +13,11 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from backend.chat.gateway.auth_phase import device_registered
 from backend.chat.gateway.commands import Reply, command
 from backend.chat.history import message_wire
 from backend.chat.social import SocialService
@@ -24,17 +26,22 @@ from backend.protocol.codec import encode
 from backend.protocol.errors import ErrorCode
 from backend.protocol.frames import (
     MAX_SAFE_INT,
+    AckToDevice,
     Read,
     ReadEvent,
     Resync,
     Send,
+    SendToDevice,
     Sync,
+    ToDevice,
     Typing,
     TypingEvent,
 )
 from backend.protocol.frames import (
     History as HistoryFrame,
 )
+from backend.stores.documents.port import DocumentStore
+from backend.stores.documents.port import ToDevice as StoredToDevice
 from backend.stores.ephemeral.port import Doorbell, Ring
 from backend.stores.ephemeral.port import Resync as DoorbellResync
 
@@ -114,6 +121,79 @@ async def read(conn: Connection, frame: Read) -> Reply:
     return {}
 
 
+#: Doorbell channel for "a to-device message is queued": the node holding the device pushes it.
+TO_DEVICE_CHANNEL = "to_device"
+PENDING_ON_CONNECT = 100
+
+
+@command(SendToDevice)
+async def send_to_device(conn: Connection, frame: SendToDevice) -> Reply:
+    """Queue an Olm message for one device; stored until that device acks it."""
+    runtime = conn.runtime
+    sender = conn.principal
+    if sender.device is None:
+        raise ApiError(
+            ErrorCode.INVALID,
+            "to-device messages need a device: authenticate with your registered device id",
+        )
+    if not await device_registered(runtime.stores.engine, frame.user, frame.device):
+        raise ApiError(ErrorCode.NOT_FOUND, "no such device: query /auth/keys/query for devices")
+    if await runtime.social.blocked_between(sender.user, frame.user):
+        raise ApiError(ErrorCode.FORBIDDEN, "you cannot message this user")
+    documents = runtime.stores.documents
+    assert documents is not None  # the chat service runs with the document store
+    message = StoredToDevice(
+        id=frame.msg_id,
+        recipient_user=frame.user,
+        recipient_device=frame.device,
+        sender_user=sender.user,
+        sender_device=sender.device,
+        ts=datetime.now(UTC),
+        ciphertext=frame.ciphertext,
+    )
+    if await documents.put_to_device(message):
+        ring = {"user": frame.user, "device": frame.device, "frame": to_device_wire(message)}
+        # Best effort: the record is stored; a missed ring is delivered on the next connect.
+        with contextlib.suppress(Exception):
+            await runtime.stores.doorbell.ring(TO_DEVICE_CHANNEL, json.dumps(ring).encode())
+    return {"id": frame.msg_id, "queued": True}
+
+
+@command(AckToDevice)
+async def ack_to_device(conn: Connection, frame: AckToDevice) -> Reply:
+    """The device stored these messages: only its own queue is touched."""
+    principal = conn.principal
+    if principal.device is None:
+        raise ApiError(ErrorCode.INVALID, "acknowledging needs the device you authenticated with")
+    documents = conn.runtime.stores.documents
+    assert documents is not None
+    acked = await documents.ack_to_device(principal.user, principal.device, frame.ids)
+    return {"acked": acked}
+
+
+def to_device_wire(message: StoredToDevice) -> dict[str, object]:
+    return ToDevice(
+        id=message.id,
+        sender=message.sender_user,
+        sender_device=message.sender_device,
+        ts=message.ts,
+        ciphertext=message.ciphertext,
+    ).model_dump(mode="json")
+
+
+def pending_on_connect(documents: DocumentStore) -> Callable[[Connection], Awaitable[None]]:
+    """Hand a device what was queued for it while it was away (it acks what it stored)."""
+
+    async def hook(conn: Connection) -> None:
+        user, device = conn.principal.user, conn.principal.device
+        if device is None:
+            return
+        for message in await documents.pending_to_device(user, device, PENDING_ON_CONNECT):
+            conn.enqueue(encode(ToDevice.model_validate(to_device_wire(message))))
+
+    return hook
+
+
 class Fanout:
     """Pushes every committed message rung on the doorbell to its room's members here."""
 
@@ -134,7 +214,10 @@ class Fanout:
                 # Rings may have been missed: every client here fills its gaps from history.
                 self._gateway.push_all(Resync(reason=item.reason))
                 continue
-            await self._deliver(item)
+            if item.channel == TO_DEVICE_CHANNEL:
+                self._deliver_to_device(item)
+            else:
+                await self._deliver(item)
 
     async def _deliver(self, ring: Ring) -> None:
         try:
@@ -146,6 +229,14 @@ class Fanout:
             return
         # Members are read at push time, so a member removed before the commit gets nothing.
         self.delivered += self._gateway.push_text(await self._social.members(room), text)
+
+    def _deliver_to_device(self, ring: Ring) -> None:
+        try:
+            data = json.loads(ring.payload)
+            frame = ToDevice.model_validate(data["frame"])
+            self._gateway.push_to_device(data["user"], data["device"], frame)
+        except (ValueError, KeyError, TypeError):
+            log.error("malformed to-device ring ignored")
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[Fanout]:

@@ -25,6 +25,7 @@ class Peer:
     def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         self.ws = ws
         self.backlog: list[dict[str, Any]] = []
+        self.device: TestDevice | None = None
 
     async def _take(self, match: Any) -> dict[str, Any]:
         for i, frame in enumerate(self.backlog):
@@ -49,11 +50,15 @@ class Peer:
         await self.ws.close()
 
 
-async def device_socket(world: World, who: Person) -> Peer:
-    dev = TestDevice(who.id)
-    r = await world.client.post("/auth/devices", json=dev.registration(), headers=who.auth)
-    assert r.status == 201, await r.text()
-    return Peer(await connect(world.client, who.token, device=dev.device_id))
+async def device_socket(world: World, who: Person, dev: TestDevice | None = None) -> Peer:
+    """A socket signed in with a device of ``who`` (registered first when new)."""
+    if dev is None:
+        dev = TestDevice(who.id)
+        r = await world.client.post("/auth/devices", json=dev.registration(), headers=who.auth)
+        assert r.status == 201, await r.text()
+    peer = Peer(await connect(world.client, who.token, device=dev.device_id))
+    peer.device = dev
+    return peer
 
 
 def msg_id() -> str:
@@ -145,3 +150,46 @@ async def test_sending_needs_a_registered_device(aiohttp_client, settings):
     )
     assert reply["error"]["code"] == "invalid" and "device" in reply["error"]["message"]
     await ws.close()
+
+
+async def test_to_device_messages_wait_for_their_device_until_acked(aiohttp_client, settings):
+    world = await make_world(aiohttp_client, settings)
+    alice, bob, carol = await world.person(), await world.person(), await world.person()
+    a = await device_socket(world, alice)
+    b = await device_socket(world, bob)
+    bob_device = b.device
+    live = {
+        "id": 2,
+        "type": "send_to_device",
+        "user": bob.id,
+        "device": bob_device.device_id,
+        "msg_id": msg_id(),
+        "ciphertext": "olm-1",
+    }
+    assert (await a.request(live))["result"] == {"id": live["msg_id"], "queued": True}
+    got = await b.next_of("to_device")
+    assert (got["id"], got["sender"], got["ciphertext"]) == (live["msg_id"], alice.id, "olm-1")
+    assert got["sender_device"] == a.device.device_id
+    await b.close()
+
+    away = {**live, "id": 3, "msg_id": msg_id(), "ciphertext": "olm-2"}
+    assert (await a.request(away))["success"]
+    # Reconnecting without having acked: both are handed over again, oldest first.
+    b = await device_socket(world, bob, bob_device)
+    ids = [(await b.next_of("to_device"))["id"] for _ in range(2)]
+    assert ids == [live["msg_id"], away["msg_id"]]
+
+    c = await device_socket(world, carol)
+    reply = await c.request({"id": 2, "type": "ack_to_device", "ids": ids})
+    assert reply["result"] == {"acked": 0}, "carol cannot ack bob's messages"
+    reply = await b.request({"id": 2, "type": "ack_to_device", "ids": ids})
+    assert reply["result"] == {"acked": 2}
+    await b.close()
+    b = await device_socket(world, bob, bob_device)
+    reply = await b.request({"id": 2, "type": "ping"})
+    assert reply["success"] and not [f for f in b.backlog if f["type"] == "to_device"]
+
+    unknown = {**live, "id": 4, "device": "NODEVICE1", "msg_id": msg_id()}
+    assert (await a.request(unknown))["error"]["code"] == "not_found"
+    for peer in (a, b, c):
+        await peer.close()

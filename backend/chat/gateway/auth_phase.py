@@ -29,7 +29,7 @@ class Principal:
     """When the access token expires (Unix seconds)."""
 
 
-async def _device_registered(engine: AsyncEngine, user: str, device: str) -> bool:
+async def device_registered(engine: AsyncEngine, user: str, device: str) -> bool:
     query = select(devices.c.device_id).where(
         devices.c.user_id == user, devices.c.device_id == device
     )
@@ -40,7 +40,7 @@ async def _device_registered(engine: AsyncEngine, user: str, device: str) -> boo
 async def authenticate(frame: Auth, guard: Guard, engine: AsyncEngine) -> Principal:
     """The verified caller, or ``ApiError`` (unauthorized, token_expired, not_found)."""
     claims = await guard.check(frame.token)
-    if frame.device is not None and not await _device_registered(engine, claims.sub, frame.device):
+    if frame.device is not None and not await device_registered(engine, claims.sub, frame.device):
         raise ApiError(
             ErrorCode.NOT_FOUND, "unknown device: register it with POST /auth/devices first"
         )

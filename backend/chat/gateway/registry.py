@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("sealchat.gateway")
 
 PresenceHook = Callable[[str, bool], Awaitable[None]]
+DeviceHook = Callable[["Connection"], Awaitable[None]]
 """``await hook(user, online)``: on a user's first connection (True) and last one (False)."""
 
 K = TypeVar("K")
@@ -45,6 +46,8 @@ class Registry:
         self._users: dict[str, set[Connection]] = {}
         self._devices: dict[tuple[str, str], set[Connection]] = {}
         self.presence: PresenceHook | None = None
+        self.device_online: DeviceHook | None = None
+        """Called when a connection that names its device signs in (pending to-device)."""
 
     def __len__(self) -> int:
         return sum(len(conns) for conns in self._users.values())
@@ -64,6 +67,8 @@ class Registry:
         self._users.setdefault(user, set()).add(conn)
         if device is not None:
             self._devices.setdefault((user, device), set()).add(conn)
+            if self.device_online is not None:
+                await self._guarded(self.device_online(conn), "device-online hook")
         if first:
             await self._announce(user, online=True)
 
@@ -116,6 +121,13 @@ class Registry:
         await close_connections(
             [conn for conns in self._users.values() for conn in conns], code, reason
         )
+
+    async def _guarded(self, call: Awaitable[None], what: str) -> None:
+        try:
+            await call
+        except Exception as exc:
+            # A failed hook must not cost the user their connection.
+            log.error("hook failed", extra={"hook": what, "error": type(exc).__name__})
 
     async def _announce(self, user: str, *, online: bool) -> None:
         hook = self.presence
