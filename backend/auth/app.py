@@ -63,6 +63,7 @@ async def auth_service(settings: Settings, stores: Stores) -> AsyncIterator[Auth
             throttle=LoginThrottle(stores.kv, a),
             issuer=issuer,
             kv=stores.kv,
+            doorbell=stores.doorbell,
             events=events,
             settings=a,
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import logging
 import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -19,14 +20,21 @@ from backend.auth import schemas
 from backend.auth.passwords import PasswordHasher
 from backend.auth.store import AuthStore, Device, OneTimeKey, RefreshOutcome, User
 from backend.auth.throttle import LoginThrottle
-from backend.common.auth_guard import deny_jti_key, deny_session_key, seconds_left
+from backend.common.auth_guard import (
+    SESSION_ENDED_CHANNEL,
+    deny_jti_key,
+    deny_session_key,
+    seconds_left,
+)
 from backend.common.errors import ApiError
 from backend.common.events import EventPublisher
 from backend.common.settings import AuthSettings
 from backend.common.tokens import LEEWAY_SECONDS, AccessClaims, TokenIssuer
 from backend.protocol import signing
 from backend.protocol.errors import ErrorCode
-from backend.stores.ephemeral.port import KeyValue
+from backend.stores.ephemeral.port import Doorbell, KeyValue
+
+log = logging.getLogger("sealchat.auth")
 
 BAD_CREDENTIALS = "wrong id or password"
 CLAIM_WINDOW_SECONDS = 3600
@@ -69,6 +77,7 @@ class AuthService:
         issuer: TokenIssuer,
         kv: KeyValue,
         events: EventPublisher,
+        doorbell: Doorbell | None = None,
         settings: AuthSettings,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -77,6 +86,7 @@ class AuthService:
         self.throttle = throttle
         self.issuer = issuer
         self.kv = kv
+        self.doorbell = doorbell
         self.events = events
         self.settings = settings
         self.clock = clock
@@ -113,7 +123,7 @@ class AuthService:
             )
         await self._check_password(claims.sub, body.passwd, address, category="account")
         for sid in await self.store.delete_user(claims.sub, self.clock()):
-            await self.kv.set_flag(deny_session_key(sid), self._deny_ttl)
+            await self._deny_session(sid)
         await self._deny(claims)
         self.events.emit("account", claims.sub, action="delete", result="success")
 
@@ -181,7 +191,7 @@ class AuthService:
         if outcome is RefreshOutcome.REUSED:
             # A spent token came back: someone holds a copy. End the whole session.
             await self.store.revoke_family(family.id, "reuse", now)
-            await self.kv.set_flag(deny_session_key(family.id), self._deny_ttl)
+            await self._deny_session(family.id)
             self.events.emit(
                 "refresh", family.user_id, result="fail", reason=ErrorCode.REFRESH_REUSED.value
             )
@@ -201,7 +211,18 @@ class AuthService:
 
     async def _deny(self, claims: AccessClaims) -> None:
         await self.kv.set_flag(deny_jti_key(claims.jti), seconds_left(claims))
-        await self.kv.set_flag(deny_session_key(claims.sid), self._deny_ttl)
+        await self._deny_session(claims.sid)
+
+    async def _deny_session(self, sid: str) -> None:
+        """Refuse the session's access tokens from now on, and close its open sockets."""
+        await self.kv.set_flag(deny_session_key(sid), self._deny_ttl)
+        if self.doorbell is not None:
+            try:
+                await self.doorbell.ring(SESSION_ENDED_CHANNEL, sid.encode())
+            except Exception as exc:
+                # The deny-list already refuses the session; the sockets close at their next
+                # token check instead of now.
+                log.warning("session-ended ring failed", extra={"error": type(exc).__name__})
 
     async def restore_denials(self) -> int:
         """Re-deny sessions revoked recently (the embedded deny-list lives in memory, so a

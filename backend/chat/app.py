@@ -17,6 +17,7 @@ from backend.chat.history import History, commit_channels
 from backend.chat.messaging import TO_DEVICE_CHANNEL, Fanout, pending_on_connect
 from backend.chat.pipeline import Intake
 from backend.chat.social import SocialService
+from backend.common.auth_guard import SESSION_ENDED_CHANNEL
 from backend.common.events import EventPublisher
 from backend.common.resources import Stores
 from backend.common.settings import Settings
@@ -65,7 +66,7 @@ async def chat_service(settings: Settings, stores: Stores) -> AsyncIterator[Chat
             gateway=gateway,
         )
         gateway.device_online = pending_on_connect(stores.documents)
-        channels = [*commit_channels(intake.partitions), TO_DEVICE_CHANNEL]
+        channels = [*commit_channels(intake.partitions), TO_DEVICE_CHANNEL, SESSION_ENDED_CHANNEL]
         fanout = Fanout(stores.doorbell, channels, social, gateway)
         runtime.fanout = fanout
         events.emit("service", "chat", action="start")

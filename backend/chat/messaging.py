@@ -21,6 +21,7 @@ from backend.chat.gateway.auth_phase import device_registered
 from backend.chat.gateway.commands import Reply, command
 from backend.chat.history import message_wire
 from backend.chat.social import SocialService
+from backend.common.auth_guard import SESSION_ENDED_CHANNEL
 from backend.common.errors import ApiError
 from backend.protocol.codec import encode
 from backend.protocol.errors import ErrorCode
@@ -214,7 +215,9 @@ class Fanout:
                 # Rings may have been missed: every client here fills its gaps from history.
                 self._gateway.push_all(Resync(reason=item.reason))
                 continue
-            if item.channel == TO_DEVICE_CHANNEL:
+            if item.channel == SESSION_ENDED_CHANNEL:
+                await self._gateway.close_session(item.payload.decode(errors="replace"))
+            elif item.channel == TO_DEVICE_CHANNEL:
                 self._deliver_to_device(item)
             else:
                 await self._deliver(item)

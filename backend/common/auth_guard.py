@@ -25,6 +25,11 @@ _PRINCIPAL: web.RequestKey[AccessClaims] = web.RequestKey("principal", AccessCla
 INVALID_TOKEN = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
 
 
+#: Doorbell channel on which auth announces ended sessions (payload: the session id), so that
+#: every chat node closes the sockets of that session at once.
+SESSION_ENDED_CHANNEL = "sessions.ended"
+
+
 def deny_jti_key(jti: str) -> str:
     return f"deny:jti:{jti}"
 

@@ -6,12 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
-from typing import Any
 
 import pytest
 
-from backend.common.settings import Settings
 from backend.common.tokens import SigningKey, TokenIssuer
 from backend.common.typedefs import AUTH_SERVICE
 from backend.protocol.errors import CloseCode
@@ -20,19 +17,12 @@ from tests.auth.device_keys import TestDevice
 from tests.chat.ws_helpers import (
     STEP,
     account,
-    client_factory,
     closed_with,
     connect,
     recv,
     recv_after,
     registry,
 )
-
-
-@pytest.fixture
-def app_client(aiohttp_client: Any, make_settings: Callable[..., Settings]) -> Any:
-    return client_factory(aiohttp_client, make_settings)
-
 
 # --- the auth phase -------------------------------------------------------------------------
 

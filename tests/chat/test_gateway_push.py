@@ -4,30 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
-from typing import Any
 
-import pytest
-
-from backend.common.settings import Settings
 from backend.protocol.errors import CloseCode
 from backend.protocol.frames import Presence
 from tests.chat.ws_helpers import (
     STEP,
     account,
-    client_factory,
     closed_with,
     connect,
     recv,
     recv_after,
     registry,
 )
-
-
-@pytest.fixture
-def app_client(aiohttp_client: Any, make_settings: Callable[..., Settings]) -> Any:
-    return client_factory(aiohttp_client, make_settings)
-
 
 # --- pushing -------------------------------------------------------------------------------
 

@@ -13,8 +13,8 @@ from typing import Any
 import aiohttp
 
 from tests.auth.device_keys import TestDevice
-from tests.chat.social_world import Person, World, make_world
-from tests.chat.ws_helpers import connect, recv
+from tests.chat.social_world import PASSWORD, Person, World, make_world
+from tests.chat.ws_helpers import closed_with, connect, recv
 
 STEP = 10.0
 
@@ -193,3 +193,17 @@ async def test_to_device_messages_wait_for_their_device_until_acked(aiohttp_clie
     assert (await a.request(unknown))["error"]["code"] == "not_found"
     for peer in (a, b, c):
         await peer.close()
+
+
+async def test_logout_closes_the_sessions_open_sockets_and_no_other(aiohttp_client, settings):
+    world = await make_world(aiohttp_client, settings)
+    alice = await world.person()
+    ended = await connect(world.client, alice.token)
+    r = await world.client.post("/auth/login", json={"id": alice.id, "passwd": PASSWORD})
+    other = Peer(await connect(world.client, (await r.json())["token"]))
+    r = await world.client.post("/auth/logout", headers=alice.auth)
+    assert r.status == 200
+    assert await closed_with(ended) == 4001
+    reply = await other.request({"id": 2, "type": "ping"})
+    assert reply["success"], "the user's other session keeps its socket"
+    await other.close()

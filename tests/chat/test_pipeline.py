@@ -190,7 +190,7 @@ class HeldQueue(DurableQueue):
         self.published.append((queue, body, message_id))
 
     def consume(self, queue: str, *, prefetch: int = 64) -> Subscription:
-        raise NotImplementedError
+        raise AssertionError("the intake only publishes; nothing may consume from this double")
 
     async def purge(self, queue: str) -> int:
         return 0

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sealchat.gateway")
 
+SESSION_ENDED_REASON = "session ended: log in again"
 PresenceHook = Callable[[str, bool], Awaitable[None]]
 DeviceHook = Callable[["Connection"], Awaitable[None]]
 """``await hook(user, online)``: on a user's first connection (True) and last one (False)."""
@@ -114,6 +115,17 @@ class Registry:
     def push_to_device(self, user: str, device: str, frame: Frame) -> int:
         text = encode(frame)
         return sum(conn.enqueue(text) for conn in tuple(self._devices.get((user, device), ())))
+
+    async def close_session(self, session: str) -> int:
+        """Close every socket signed in with a token of ``session`` (logout, token theft)."""
+        ended = [
+            conn
+            for conns in self._users.values()
+            for conn in conns
+            if conn.principal.session == session
+        ]
+        await close_connections(ended, CloseCode.AUTH_FAILED, SESSION_ENDED_REASON)
+        return len(ended)
 
     async def close_all(
         self, code: CloseCode = CloseCode.GOING_AWAY, reason: str = SHUTDOWN_REASON
