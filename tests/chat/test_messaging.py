@@ -7,11 +7,13 @@ server, Redis, MariaDB), with the archiver in the same process as ``sealchatd al
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from typing import Any
 
 import aiohttp
 
+from backend.common.typedefs import AUTH_SERVICE
 from tests.auth.device_keys import TestDevice
 from tests.chat.social_world import PASSWORD, Person, World, make_world
 from tests.chat.ws_helpers import closed_with, connect, recv
@@ -59,6 +61,18 @@ async def device_socket(world: World, who: Person, dev: TestDevice | None = None
     peer = Peer(await connect(world.client, who.token, device=dev.device_id))
     peer.device = dev
     return peer
+
+
+async def closed_with_patience(ws: aiohttp.ClientWebSocketResponse) -> int | None:
+    """Wait (without a per-frame limit) until the server closes; the close code."""
+    while True:
+        msg = await ws.receive()
+        if msg.type in (
+            aiohttp.WSMsgType.CLOSE,
+            aiohttp.WSMsgType.CLOSED,
+            aiohttp.WSMsgType.CLOSING,
+        ):
+            return ws.close_code
 
 
 def msg_id() -> str:
@@ -207,3 +221,20 @@ async def test_logout_closes_the_sessions_open_sockets_and_no_other(aiohttp_clie
     reply = await other.request({"id": 2, "type": "ping"})
     assert reply["success"], "the user's other session keeps its socket"
     await other.close()
+
+
+async def test_a_socket_does_not_outlive_its_token(aiohttp_client, settings):
+    world = await make_world(aiohttp_client, settings)
+    alice = await world.person()
+    issuer = world.client.app[AUTH_SERVICE].issuer
+    # Expired 55 s ago: still inside the 60 s leeway, so it signs in, for about 5 s more.
+    token, _ = issuer.issue(
+        sub=alice.id,
+        sid="s" * 32,
+        role="user",
+        audiences=["chat"],
+        now=time.time() - issuer.ttl_seconds - 55,
+    )
+    ws = await connect(world.client, token)
+    async with asyncio.timeout(15):
+        assert await closed_with_patience(ws) == 4001

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,7 @@ from backend.chat.gateway.ratelimit import TokenBucket
 from backend.common.auth_guard import Guard
 from backend.common.errors import ApiError
 from backend.common.settings import ChatSettings
+from backend.common.tokens import LEEWAY_SECONDS
 from backend.protocol.codec import decode_request, encode
 from backend.protocol.errors import CloseCode, ErrorCode
 from backend.protocol.frames import Auth, AuthOk, Frame, Request, Result
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("sealchat.gateway")
 
 TOO_SLOW_REASON = "too slow: reconnect and catch up from history"
+EXPIRED_REASON = "token expired: refresh it and reconnect"
 
 
 class Connection:
@@ -118,7 +121,7 @@ class Connection:
                 registry = self.runtime.gateway
                 try:
                     await registry.add(self)
-                    await self._serve()
+                    await self._serve_until_expiry()
                 finally:
                     await registry.remove(self)
         finally:
@@ -167,6 +170,16 @@ class Connection:
         self.send(Result.ok(frame.id, AuthOk(user=principal.user, device=principal.device)))
         log.info("websocket open", extra=self._log_fields())
         return True
+
+    async def _serve_until_expiry(self) -> None:
+        """A socket lives no longer than the token it signed in with (plus the leeway every
+        service grants): then the client refreshes its token, reconnects and catches up."""
+        left = self.principal.expires + LEEWAY_SECONDS - time.time()
+        try:
+            async with asyncio.timeout(max(left, 0.0)):
+                await self._serve()
+        except TimeoutError:
+            self.close(CloseCode.AUTH_FAILED, EXPIRED_REASON)
 
     async def _serve(self) -> None:
         async for msg in self._ws:
