@@ -28,6 +28,7 @@ from backend.protocol.errors import ErrorCode
 from backend.protocol.frames import (
     MAX_SAFE_INT,
     AckToDevice,
+    Message,
     Read,
     ReadEvent,
     Resync,
@@ -153,7 +154,11 @@ async def send_to_device(conn: Connection, frame: SendToDevice) -> Reply:
         ciphertext=frame.ciphertext,
     )
     if await documents.put_to_device(message):
-        ring = {"user": frame.user, "device": frame.device, "frame": to_device_wire(message)}
+        ring = {
+            "user": frame.user,
+            "device": frame.device,
+            "frame": to_device_frame(message).model_dump(mode="json"),
+        }
         # Best effort: the record is stored; a missed ring is delivered on the next connect.
         with contextlib.suppress(Exception):
             await runtime.stores.doorbell.ring(TO_DEVICE_CHANNEL, json.dumps(ring).encode())
@@ -172,14 +177,14 @@ async def ack_to_device(conn: Connection, frame: AckToDevice) -> Reply:
     return {"acked": acked}
 
 
-def to_device_wire(message: StoredToDevice) -> dict[str, object]:
+def to_device_frame(message: StoredToDevice) -> ToDevice:
     return ToDevice(
         id=message.id,
         sender=message.sender_user,
         sender_device=message.sender_device,
         ts=message.ts,
         ciphertext=message.ciphertext,
-    ).model_dump(mode="json")
+    )
 
 
 def pending_on_connect(documents: DocumentStore) -> Callable[[Connection], Awaitable[None]]:
@@ -190,7 +195,7 @@ def pending_on_connect(documents: DocumentStore) -> Callable[[Connection], Await
         if device is None:
             return
         for message in await documents.pending_to_device(user, device, PENDING_ON_CONNECT):
-            conn.enqueue(encode(ToDevice.model_validate(to_device_wire(message))))
+            conn.enqueue(encode(to_device_frame(message)))
 
     return hook
 
@@ -254,7 +259,5 @@ class Fanout:
 
 def encode_message(ring: dict[str, object]) -> str:
     """The ``message`` frame for a committed ring, encoded once for every recipient."""
-    from backend.protocol.frames import Message
-
     fields = {k: v for k, v in ring.items() if k != "type"}
     return encode(Message.model_validate(fields))
