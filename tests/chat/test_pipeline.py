@@ -195,6 +195,9 @@ class HeldQueue(DurableQueue):
     async def purge(self, queue: str) -> int:
         return 0
 
+    async def depth(self, queue: str) -> int:
+        return 0
+
     async def close(self) -> None:
         return None
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -256,6 +256,29 @@ async def test_concurrent_publishes_all_arrive_exactly_once(queue: DurableQueue)
             await assert_quiet(deliveries)
         assert len(got) == len(bodies)
         assert set(got) == bodies
+
+
+async def eventually(read: Callable[[], Awaitable[int]], want: int) -> None:
+    """Poll ``read`` until it gives ``want`` (RabbitMQ's counts settle a moment after a publish)."""
+    for _ in range(250):
+        if (got := await read()) == want:
+            return
+        await asyncio.sleep(0.02)
+    assert got == want
+
+
+async def test_depth_counts_ready_messages_only(queue: DurableQueue) -> None:
+    async with asyncio.timeout(TEST_TIMEOUT):
+        spec = await declared(queue)
+        assert await queue.depth(spec.name) == 0
+        for i in range(3):
+            await queue.publish(spec.name, str(i).encode())
+        await eventually(lambda: queue.depth(spec.name), 3)
+        async with contextlib.aclosing(queue.consume(spec.name, prefetch=1)) as deliveries:
+            held = await anext(deliveries)
+            await eventually(lambda: queue.depth(spec.name), 2)
+            await held.ack()
+        await eventually(lambda: queue.depth(spec.name), 2)
 
 
 async def test_purge_removes_ready_messages(queue: DurableQueue) -> None:

@@ -215,6 +215,10 @@ class QueueStore:
         result = await conn.execute(delete(messages).where(messages.c.queue == queue, _READY))
         return int(result.rowcount)
 
+    async def depth(self, conn: AsyncConnection, queue: str) -> int:
+        count = select(func.count()).select_from(messages).where(messages.c.queue == queue, _READY)
+        return int((await conn.execute(count)).scalar_one())
+
     def _settings(self, queue: str) -> Declared:
         return self.declared.get(queue, DEAD_LETTER_QUEUE)
 

@@ -126,6 +126,11 @@ class SqliteQueue(DurableQueue):
         await self._declared(queue)
         return await self._writer.submit(partial(self._store.purge, queue=queue))
 
+    async def depth(self, queue: str) -> int:
+        await self._declared(queue)
+        async with self._engine.connect() as conn:
+            return await self._store.depth(conn, queue)
+
     async def close(self) -> None:
         if self._closed:
             return

@@ -102,5 +102,9 @@ class DurableQueue(abc.ABC):
         """Remove every ready message; return how many (tests and operators only)."""
 
     @abc.abstractmethod
+    async def depth(self, queue: str) -> int:
+        """How many messages are ready on ``queue`` (not held by a consumer): for metrics."""
+
+    @abc.abstractmethod
     async def close(self) -> None:
         """Stop consumers and release connections."""

@@ -129,6 +129,14 @@ class RabbitQueue(DurableQueue):
             raise QueueUnavailable(f"cannot purge {queue!r}: {exc}") from exc
         return int(frame.method.message_count)
 
+    async def depth(self, queue: str) -> int:
+        admin = await self._admin_channel()
+        try:  # passive: read the count, never create or alter the queue
+            frame = await admin.call(admin.raw.queue_declare, queue, passive=True)
+        except Refused as exc:
+            raise QueueUnavailable(f"cannot read the depth of {queue!r}: {exc}") from exc
+        return int(frame.method.message_count)
+
     async def close(self) -> None:
         self._closed = True
         for subscription in list(self._subscriptions):
