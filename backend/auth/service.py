@@ -5,16 +5,11 @@ Views parse and reply; everything that decides lives here and raises ``ApiError`
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import logging
 import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from backend.auth import schemas
 from backend.auth.passwords import PasswordHasher
@@ -42,18 +37,6 @@ CLAIM_WINDOW_SECONDS = 3600
 
 def hash_refresh(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def _b64(data: str) -> bytes:
-    return base64.b64decode(data + "=" * (-len(data) % 4), validate=True)
-
-
-def verify_signature(ed25519: str, signature: str, payload: bytes) -> bool:
-    try:
-        Ed25519PublicKey.from_public_bytes(_b64(ed25519)).verify(_b64(signature), payload)
-    except (InvalidSignature, ValueError, binascii.Error):
-        return False
-    return True
 
 
 def device_out(d: Device) -> schemas.DeviceOut:
@@ -245,7 +228,7 @@ class AuthService:
         payload = signing.device_payload(
             claims.sub, body.device_id, body.keys.ed25519, body.keys.curve25519
         )
-        if not verify_signature(body.keys.ed25519, body.signature, payload):
+        if not signing.verify_signature(body.keys.ed25519, body.signature, payload):
             raise ApiError(
                 ErrorCode.BAD_SIGNATURE, "device signature does not verify with its ed25519 key"
             )
@@ -297,7 +280,7 @@ class AuthService:
             payload = signing.one_time_key_payload(
                 claims.sub, device.device_id, key_id, key, fallback=fallback
             )
-            if not verify_signature(device.ed25519, sig, payload):
+            if not signing.verify_signature(device.ed25519, sig, payload):
                 raise ApiError(
                     ErrorCode.BAD_SIGNATURE, f"key {key_id!r}: signature does not verify"
                 )

@@ -22,7 +22,7 @@ MAX_ROOMS = 500
 
 def message_wire(message: StoredMessage) -> dict[str, Any]:
     """A stored message as the gateway sends it; the same shape as a "committed" ring."""
-    return {
+    wire: dict[str, Any] = {
         "room": message.room,
         "seq": message.seq,
         "msg_id": message.msg_id,
@@ -32,6 +32,9 @@ def message_wire(message: StoredMessage) -> dict[str, Any]:
         "kind": message.kind,
         "ciphertext": message.ciphertext,
     }
+    if message.expires_at is not None:
+        wire["expires_at"] = format_ts(message.expires_at)
+    return wire
 
 
 def _limit(limit: int) -> int:

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING
 from backend.chat.gateway.auth_phase import device_registered
 from backend.chat.gateway.commands import Reply, command
 from backend.chat.history import message_wire
+from backend.chat.read_markers import ReadMarkers
 from backend.chat.social import SocialService
 from backend.common.auth_guard import SESSION_ENDED_CHANNEL
 from backend.common.errors import ApiError
@@ -48,6 +50,8 @@ from backend.stores.ephemeral.port import Doorbell, Ring
 from backend.stores.ephemeral.port import Resync as DoorbellResync
 
 if TYPE_CHECKING:
+    from prometheus_client import Histogram
+
     from backend.chat.gateway.connection import Connection
     from backend.chat.gateway.registry import Registry
 
@@ -77,6 +81,7 @@ async def send(conn: Connection, frame: Send) -> Reply:
         device=principal.device,
         ciphertext=frame.ciphertext,
         kind=frame.kind,
+        ttl=frame.ttl,
     )
     await intake.accept(envelope)
     return {"msg_id": frame.msg_id, "accepted": True}
@@ -106,21 +111,32 @@ async def history(conn: Connection, frame: HistoryFrame) -> Reply:
 
 @command(Typing)
 async def typing(conn: Connection, frame: Typing) -> Reply:
-    """Ephemeral: pushed to the other members connected here, never stored."""
+    """Ephemeral: pushed to the other members connected here, never stored, and throttled
+    (``typing_throttle.py``); ``sent`` says whether this one went out."""
     runtime = conn.runtime
-    await _require_member(runtime.social, frame.room, conn.principal.user)
-    event = TypingEvent(room=frame.room, user=conn.principal.user, active=frame.active)
+    user = conn.principal.user
+    await _require_member(runtime.social, frame.room, user)
+    if not runtime.typing.allow(user, frame.room, frame.active):
+        return {"sent": False}
+    event = TypingEvent(room=frame.room, user=user, active=frame.active)
     runtime.gateway.push(await runtime.social.members(frame.room), event, exclude=conn)
-    return {}
+    return {"sent": True}
 
 
 @command(Read)
 async def read(conn: Connection, frame: Read) -> Reply:
+    """Persist the caller's read marker (forward only, at most the room's newest seq) and
+    tell the other members when it moved; ``seq`` in the result is the marker now."""
     runtime = conn.runtime
-    await _require_member(runtime.social, frame.room, conn.principal.user)
-    event = ReadEvent(room=frame.room, user=conn.principal.user, seq=frame.seq)
-    runtime.gateway.push(await runtime.social.members(frame.room), event, exclude=conn)
-    return {}
+    user = conn.principal.user
+    await _require_member(runtime.social, frame.room, user)
+    latest = (await runtime.history.latest([frame.room]))[frame.room]
+    seq = min(frame.seq, latest)
+    markers = ReadMarkers(runtime.stores.engine)
+    if seq > 0 and await markers.advance(frame.room, user, seq):
+        event = ReadEvent(room=frame.room, user=user, seq=seq)
+        runtime.gateway.push(await runtime.social.members(frame.room), event, exclude=conn)
+    return {"room": frame.room, "seq": await markers.marker(frame.room, user)}
 
 
 #: Doorbell channel for "a to-device message is queued": the node holding the device pushes it.
@@ -212,6 +228,8 @@ class Fanout:
         self._gateway = gateway
         self.delivered = 0
         self.resyncs = 0
+        self.latency: Histogram | None = None
+        """When set, observes intake timestamp -> push on this node for every message."""
 
     async def _run(self) -> None:
         async for item in self._doorbell.subscribe(*self._channels):
@@ -237,6 +255,10 @@ class Fanout:
             return
         # Members are read at push time, so a member removed before the commit gets nothing.
         self.delivered += self._gateway.push_text(await self._social.members(room), text)
+        if self.latency is not None:
+            with contextlib.suppress(KeyError, TypeError, ValueError):
+                ts = datetime.fromisoformat(str(data["ts"]).replace("Z", "+00:00"))
+                self.latency.observe(max(0.0, time.time() - ts.timestamp()))
 
     def _deliver_to_device(self, ring: Ring) -> None:
         try:

@@ -15,11 +15,12 @@ import json
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from backend.common.errors import ApiError
 from backend.protocol.errors import ErrorCode
+from backend.protocol.frames import EXPIRED_KIND, MAX_TTL, MIN_TTL
 from backend.stores.queue.port import DurableQueue, QueueSpec, QueueUnavailable
 
 DEFAULT_PARTITIONS = 8
@@ -91,6 +92,16 @@ def _millis(ts: datetime) -> datetime:
     return ts.replace(microsecond=ts.microsecond - ts.microsecond % 1000)
 
 
+def _aware(value: object, field: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        raise MalformedEnvelope(f"{field} is not an aware ISO 8601 time")
+    return parsed
+
+
 def _check(field: str, value: object, pattern: re.Pattern[str]) -> str:
     if not isinstance(value, str) or pattern.fullmatch(value) is None:
         raise MalformedEnvelope(f"{field} is missing or not valid")
@@ -108,6 +119,8 @@ class Envelope:
     ts: datetime
     ciphertext: str
     kind: str = "m"
+    expires_at: datetime | None = None
+    """When the archive deletes the ciphertext (a disappearing message), or never."""
 
     @classmethod
     def create(
@@ -121,8 +134,11 @@ class Envelope:
         kind: object = "m",
         now: datetime | None = None,
         max_ciphertext_bytes: int = MAX_CIPHERTEXT_BYTES,
+        ttl: object = None,
+        expires_at: datetime | None = None,
     ) -> Envelope:
-        """A validated envelope stamped with the server's time (to the millisecond)."""
+        """A validated envelope stamped with the server's time (to the millisecond); ``ttl``
+        seconds (or an absolute ``expires_at``, when decoding) make it disappear."""
         msg_id = _check("msg_id", msg_id, _MSG_ID)
         if len(msg_id) == 32:
             msg_id = msg_id.lower()  # one spelling per id, so a resend dedupes
@@ -136,19 +152,32 @@ class Envelope:
             raise MalformedEnvelope("ciphertext is not valid Unicode text") from exc
         if size > max_ciphertext_bytes:
             raise CiphertextTooLarge(f"ciphertext is larger than {max_ciphertext_bytes} bytes")
+        kind = _check("kind", kind, _KIND)
+        if kind == EXPIRED_KIND:
+            raise MalformedEnvelope("kind 'expired' is reserved for deleted messages")
+        ts = _millis(now or datetime.now(UTC))
+        if ttl is not None:
+            if isinstance(ttl, bool) or not isinstance(ttl, int) or not MIN_TTL <= ttl <= MAX_TTL:
+                raise MalformedEnvelope(f"ttl must be whole seconds from {MIN_TTL} to {MAX_TTL}")
+            expires_at = ts + timedelta(seconds=ttl)
         return cls(
             msg_id=msg_id,
             room=_check("room", room, _NAME),
             sender=_check("sender", sender, _NAME),
             device=_check("device", device, _NAME),
-            ts=_millis(now or datetime.now(UTC)),
+            ts=ts,
             ciphertext=ciphertext,
-            kind=_check("kind", kind, _KIND),
+            kind=kind,
+            expires_at=None if expires_at is None else _millis(expires_at),
         )
 
     def encode(self) -> bytes:
         data = asdict(self)
         data["ts"] = format_ts(self.ts)
+        if self.expires_at is None:
+            del data["expires_at"]
+        else:
+            data["expires_at"] = format_ts(self.expires_at)
         return json.dumps(data, separators=(",", ":")).encode()
 
     @classmethod
@@ -167,6 +196,7 @@ class Envelope:
             ts = None
         if ts is None or ts.tzinfo is None:
             raise MalformedEnvelope("ts is missing or not an aware ISO 8601 time")
+        expires_at = _aware(data.get("expires_at"), "expires_at") if "expires_at" in data else None
         envelope = cls.create(
             msg_id=data.get("msg_id"),
             room=data.get("room"),
@@ -175,6 +205,7 @@ class Envelope:
             ciphertext=data.get("ciphertext"),
             kind=data.get("kind"),
             now=ts,
+            expires_at=expires_at,
         )
         if envelope.msg_id != data.get("msg_id"):
             raise MalformedEnvelope("msg_id is not in its canonical spelling")
@@ -219,6 +250,7 @@ class Intake:
         device: str,
         ciphertext: object,
         kind: object = "m",
+        ttl: object = None,
     ) -> Envelope:
         """Build the envelope of a client's frame; ``ApiError`` says what is wrong with it."""
         try:
@@ -230,6 +262,7 @@ class Intake:
                 ciphertext=ciphertext,
                 kind=kind,
                 max_ciphertext_bytes=self.max_ciphertext_bytes,
+                ttl=ttl,
             )
         except CiphertextTooLarge as exc:
             raise ApiError(ErrorCode.TOO_LARGE, f"message refused: {exc}") from exc

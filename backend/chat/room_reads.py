@@ -7,6 +7,7 @@ ids cannot be probed. ``RoomService`` (rooms.py) adds the changes on top.
 from __future__ import annotations
 
 from backend.chat import schemas
+from backend.chat.read_markers import ReadMarkers
 from backend.chat.room_store import Member, Room, RoomStore
 from backend.common.errors import ApiError
 from backend.protocol.errors import ErrorCode
@@ -49,10 +50,17 @@ class RoomReads:
         return room
 
     async def list_rooms(self, user_id: str) -> schemas.RoomList:
+        read = await ReadMarkers(self.store.engine).of_user(user_id)
         return schemas.RoomList(
             rooms=[
                 schemas.RoomSummary(
-                    id=r.id, kind=r.kind, name=r.name, topic=r.topic, role=role, member_count=n
+                    id=r.id,
+                    kind=r.kind,
+                    name=r.name,
+                    topic=r.topic,
+                    role=role,
+                    member_count=n,
+                    read_seq=read.get(r.id, 0),
                 )
                 for r, role, n in await self.store.rooms_of(user_id)
             ]

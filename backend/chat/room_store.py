@@ -188,6 +188,7 @@ class RoomTx:
 class RoomStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self.engine = engine
 
     @contextlib.asynccontextmanager
     async def locked(self, room_id: str) -> AsyncIterator[RoomTx | None]:

@@ -7,8 +7,9 @@ entry; the log service and the notifier hear of it only after it has committed.
 from __future__ import annotations
 
 import contextlib
+import logging
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -41,6 +42,13 @@ class Outbox:
 
     def tell(self, users: list[str], event: Event) -> None:
         self.notices.append((users, event))
+
+
+log = logging.getLogger("sealchat.chat.rooms")
+
+
+async def _nothing(room_id: str) -> None:
+    """No store to purge (a process without documents, e.g. unit tests of rooms alone)."""
 
 
 def new_room_id() -> str:
@@ -84,6 +92,8 @@ class RoomService(RoomReads):
         self.events = events
         self.notices = notices
         self.clock = clock
+        self.on_deleted: Callable[[str], Awaitable[None]] = _nothing
+        """Called once a room is deleted: the chat service purges its messages and files."""
 
     # --- changes -------------------------------------------------------------------------------
     @contextlib.asynccontextmanager
@@ -103,6 +113,14 @@ class RoomService(RoomReads):
             )
         for users, event in outbox.notices:
             await self.notices.send(users, event)
+        for entry, _ in outbox.records:
+            if entry.action == "delete":
+                try:
+                    await self.on_deleted(entry.room_id)
+                except Exception:
+                    # The room is gone for everyone already; what is left is unreadable
+                    # ciphertext that no member can reach.
+                    log.exception("purging a deleted room failed", extra={"room": entry.room_id})
 
     async def create_group(self, user_id: str, body: schemas.GroupIn) -> schemas.RoomOut:
         now = self.clock()

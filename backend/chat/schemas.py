@@ -101,6 +101,8 @@ class RoomSummary(BaseModel):
     role: Role
     """The caller's role in the room."""
     member_count: int
+    read_seq: int = 0
+    """The caller's read marker: unread = the room's latest seq (``sync``) - this."""
 
 
 class RoomList(BaseModel):
@@ -154,3 +156,24 @@ class MembershipLog(BaseModel):
     entries: list[LogEntryOut]
     last_seq: int
     """The room's newest seq: keep asking with ``after`` until it is reached."""
+
+
+DeviceId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{4,32}$")]
+Signature = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+/]{86}$")]
+"""An Ed25519 signature, unpadded standard base64 (86 characters), as vodozemac prints it."""
+
+
+class EntrySignature(Strict):
+    seq: int = Field(ge=1)
+    device: DeviceId
+    signature: Signature
+
+
+class SignaturesIn(Strict):
+    signatures: list[EntrySignature] = Field(min_length=1, max_length=100)
+
+
+class SignaturesOut(BaseModel):
+    room: str
+    signed: list[int]
+    """The seqs that carry the caller's signature now (new or sent before)."""

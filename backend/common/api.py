@@ -82,6 +82,9 @@ class ErrorBody(BaseModel):
     error: Detail
 
 
+_BINARY = {"type": "string", "format": "binary"}
+
+
 @dataclass(frozen=True, slots=True)
 class RouteDoc:
     method: str
@@ -93,6 +96,11 @@ class RouteDoc:
     status: int = 200
     auth: bool = True
     errors: tuple[ErrorCode, ...] = ()
+    query: type[BaseModel] | None = None
+    """The query string's model: each field becomes a query parameter."""
+    octets: bool = False
+    """The body (when ``body`` is None) or the response (when ``response`` is None) is raw
+    ``application/octet-stream``, as for encrypted attachments."""
 
 
 @dataclass
@@ -128,14 +136,30 @@ class RouteTable:
                     {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
                     for p in params
                 ]
+            if r.query is not None:
+                required = r.query.model_json_schema().get("required", [])
+                op.setdefault("parameters", []).extend(
+                    {
+                        "name": name,
+                        "in": "query",
+                        "required": name in required,
+                        "schema": prop,
+                    }
+                    for name, prop in r.query.model_json_schema()["properties"].items()
+                )
+            binary = {"application/octet-stream": {"schema": _BINARY}}
             if r.body is not None:
                 op["requestBody"] = {
                     "required": True,
                     "content": {"application/json": {"schema": ref(r.body)}},
                 }
+            elif r.octets and r.method in ("POST", "PUT"):
+                op["requestBody"] = {"required": True, "content": binary}
             ok: dict[str, Any] = {"description": "success"}
             if r.response is not None:
                 ok["content"] = {"application/json": {"schema": ref(r.response)}}
+            elif r.octets and r.method == "GET":
+                ok["content"] = binary
             responses: dict[str, Any] = {str(r.status): ok}
             codes = set(r.errors) | ({ErrorCode.UNAUTHORIZED} if r.auth else set())
             if r.body is not None:

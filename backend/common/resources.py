@@ -16,6 +16,7 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backend.common.settings import Mode, Settings, SettingsError
+from backend.stores.blobs.port import BlobStore
 from backend.stores.documents.port import DocumentStore
 from backend.stores.ephemeral.port import Doorbell, KeyValue
 from backend.stores.queue.port import DurableQueue
@@ -32,6 +33,8 @@ class Stores:
     doorbell: Doorbell
     queue: DurableQueue
     documents: DocumentStore | None
+    blobs: BlobStore | None = None
+    """Encrypted attachments; opened with the document store (the chat service's)."""
 
 
 def data_path(settings: Settings, name: str) -> Path:
@@ -48,6 +51,7 @@ def relational_url(settings: Settings) -> str:
 async def _embedded(
     stack: contextlib.AsyncExitStack, settings: Settings, documents: bool
 ) -> Stores:
+    from backend.stores.blobs.sqlite import SqliteBlobStore
     from backend.stores.documents.sqlite import SqliteDocumentStore
     from backend.stores.ephemeral.memory import MemoryDoorbell, MemoryKeyValue
     from backend.stores.queue.embedded import SqliteQueue
@@ -62,15 +66,19 @@ async def _embedded(
     stack.push_async_callback(doorbell.close)
     queue = SqliteQueue(data_path(settings, "queue.sqlite3"))
     stack.push_async_callback(queue.close)
-    docs = None
+    docs, blobs = None, None
     if documents:
         docs = SqliteDocumentStore(data_path(settings, "documents.sqlite3"))
         stack.push_async_callback(docs.close)
         await docs.setup()
-    return Stores(engine, kv, doorbell, queue, docs)
+        blobs = SqliteBlobStore(data_path(settings, "blobs.sqlite3"))
+        stack.push_async_callback(blobs.close)
+        await blobs.setup()
+    return Stores(engine, kv, doorbell, queue, docs, blobs)
 
 
 async def _cluster(stack: contextlib.AsyncExitStack, settings: Settings, documents: bool) -> Stores:
+    from backend.stores.blobs.mongo import MongoBlobStore
     from backend.stores.documents.mongo import MongoDocumentStore
     from backend.stores.ephemeral.redis import open_redis
     from backend.stores.queue.rabbitmq import RabbitQueue
@@ -87,14 +95,17 @@ async def _cluster(stack: contextlib.AsyncExitStack, settings: Settings, documen
     stack.push_async_callback(doorbell.close)
     queue = RabbitQueue(secret(settings.rabbitmq.url))
     stack.push_async_callback(queue.close)
-    docs = None
+    docs, blobs = None, None
     if documents:
         if settings.mongo.url is None:
             raise SettingsError("setting mongo.url (SEALCHAT_MONGO__URL): required in cluster mode")
         docs = MongoDocumentStore(secret(settings.mongo.url), settings.mongo.database)
         stack.push_async_callback(docs.close)
         await docs.setup()
-    return Stores(engine, kv, doorbell, queue, docs)
+        blobs = MongoBlobStore(secret(settings.mongo.url), settings.mongo.database)
+        stack.push_async_callback(blobs.close)
+        await blobs.setup()
+    return Stores(engine, kv, doorbell, queue, docs, blobs)
 
 
 @contextlib.asynccontextmanager

@@ -28,6 +28,10 @@ RoomId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:@-]{1,64}$")]
 MsgId = Annotated[str, StringConstraints(pattern=r"^(?:[0-9a-fA-F]{32}|[A-Za-z0-9_-]{22})$")]
 """Client-made, 128 random bits: 32 hex digits or 22 characters of unpadded base64url."""
 Kind = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_.-]{0,31}$")]
+#: Disappearing messages: from 5 seconds to a year.
+MIN_TTL, MAX_TTL = 5, 365 * 86400
+EXPIRED_KIND = "expired"
+"""The ``kind`` of a disappearing message after its time: the ciphertext is gone (empty)."""
 Ciphertext = Annotated[str, StringConstraints(min_length=1, max_length=MAX_CIPHERTEXT)]
 """Opaque to the server: stored and forwarded, never parsed or logged."""
 Token = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,4096}$")]
@@ -128,6 +132,15 @@ class Send(Request):
     room: RoomId
     ciphertext: Ciphertext
     kind: Kind = "m"
+    ttl: Annotated[int, Field(ge=MIN_TTL, le=MAX_TTL)] | None = None
+    """Seconds until the server deletes the ciphertext (disappearing messages); the
+    encrypted content states the same timer, which every client enforces itself."""
+
+    @model_validator(mode="after")
+    def _not_expired(self) -> Send:
+        if self.kind == EXPIRED_KIND:
+            raise ValueError("kind 'expired' is the server's mark of a deleted message")
+        return self
 
 
 @client_frame
@@ -246,7 +259,15 @@ class Message(Event):
     device: DeviceId
     ts: AwareDatetime
     kind: Kind = "m"
-    ciphertext: Ciphertext
+    ciphertext: Annotated[str, StringConstraints(max_length=MAX_CIPHERTEXT)]
+    """Empty exactly when ``kind`` is ``expired`` (a disappearing message whose time passed)."""
+    expires_at: AwareDatetime | None = None
+
+    @model_validator(mode="after")
+    def _empty_only_when_expired(self) -> Message:
+        if (self.ciphertext == "") != (self.kind == EXPIRED_KIND):
+            raise ValueError("ciphertext is empty exactly when kind is expired")
+        return self
 
 
 @server_frame
@@ -342,6 +363,15 @@ class ReadEvent(Event):
     room: RoomId
     user: UserId
     seq: Seq
+
+
+@server_frame
+class LogSigned(Event):
+    """Entries ``seqs`` of the room's membership log were signed: verify them again."""
+
+    type: Literal["log_signed"] = "log_signed"
+    room: RoomId
+    seqs: Annotated[list[LogSeq], Field(min_length=1, max_length=100)]
 
 
 @server_frame

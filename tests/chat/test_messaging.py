@@ -140,16 +140,59 @@ async def test_a_resend_after_reconnect_is_stored_and_shown_once(aiohttp_client,
     await b.close()
 
 
-async def test_typing_and_read_markers_go_to_the_other_members(aiohttp_client, settings):
+async def test_typing_is_throttled_and_a_stop_follows_only_a_shown_start(aiohttp_client, settings):
     world = await make_world(aiohttp_client, settings)
     alice, bob = await world.person(), await world.person()
     room = await world.group(alice, bob)
     a, b = await device_socket(world, alice), await device_socket(world, bob)
-    assert (await a.request({"id": 2, "type": "typing", "room": room, "active": True}))["success"]
-    typing = await b.next_of("typing")
-    assert typing == {"type": "typing", "room": room, "user": alice.id, "active": True}
-    assert (await b.request({"id": 2, "type": "read", "room": room, "seq": 1}))["success"]
-    assert (await a.next_of("read"))["user"] == bob.id
+    sent = []
+    for n, active in enumerate([True, True, True, False, False], start=2):
+        reply = await a.request({"id": n, "type": "typing", "room": room, "active": active})
+        sent.append(reply["result"]["sent"])
+    assert sent == [True, False, False, True, False]
+    assert await b.next_of("typing") == {
+        "type": "typing",
+        "room": room,
+        "user": alice.id,
+        "active": True,
+    }
+    assert (await b.next_of("typing"))["active"] is False
+    assert not [f for f in b.backlog if f["type"] == "typing"]
+    await a.close()
+    await b.close()
+
+
+async def test_read_markers_persist_move_forward_only_and_reach_the_others(
+    aiohttp_client, settings
+):
+    world = await make_world(aiohttp_client, settings)
+    alice, bob = await world.person(), await world.person()
+    room = await world.group(alice, bob)
+    a, b = await device_socket(world, alice), await device_socket(world, bob)
+    for n in range(2, 5):
+        send = {"id": n, "type": "send", "msg_id": msg_id(), "room": room, "ciphertext": "ct"}
+        assert (await a.request(send))["success"]
+    while (await b.next_of("message"))["seq"] != 3:
+        pass
+
+    reply = await b.request({"id": 2, "type": "read", "room": room, "seq": 2})
+    assert reply["result"] == {"room": room, "seq": 2}
+    assert await a.next_of("read") == {"type": "read", "room": room, "user": bob.id, "seq": 2}
+    # Backwards changes nothing; beyond the newest message stops at the newest.
+    assert (await b.request({"id": 3, "type": "read", "room": room, "seq": 1}))["result"][
+        "seq"
+    ] == 2
+    assert (await b.request({"id": 4, "type": "read", "room": room, "seq": 99}))["result"][
+        "seq"
+    ] == 3
+    assert (await a.next_of("read"))["seq"] == 3
+    assert not [f for f in a.backlog if f["type"] == "read"], "no event for a no-op"
+
+    r = await world.client.get("/chat/rooms", headers=bob.auth)
+    [summary] = [s for s in (await r.json())["rooms"] if s["id"] == room]
+    assert summary["read_seq"] == 3
+    r = await world.client.get("/chat/rooms", headers=alice.auth)
+    assert [s["read_seq"] for s in (await r.json())["rooms"] if s["id"] == room] == [0]
     await a.close()
     await b.close()
 

@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from backend.stores.documents import (
+    EXPIRED,
     DocumentStore,
     EventQuery,
     EventRecord,
@@ -264,17 +265,30 @@ async def test_delete_room_removes_messages_and_counter(store: DocumentStore) ->
     assert await store.delete_room("never-existed") == 0
 
 
-async def test_delete_expired_removes_only_what_has_passed(store: DocumentStore) -> None:
+async def test_expiry_blanks_only_what_has_passed_and_keeps_every_seq(
+    store: DocumentStore,
+) -> None:
     now = T0 + timedelta(hours=1)
     await store.insert_message(msg("r", 1, expires_at=now - timedelta(minutes=1)))
     await store.insert_message(msg("r", 2, expires_at=now))
     await store.insert_message(msg("r", 3, expires_at=now + timedelta(milliseconds=1)))
     await store.insert_message(msg("r", 4))
     await store.insert_message(msg("other", 1, expires_at=now - timedelta(days=3)))
-    assert await store.delete_expired(now) == 3
-    assert seqs(await store.messages_after("r", 0, 10)) == [3, 4]
-    assert await store.messages_after("other", 0, 10) == []
-    assert await store.delete_expired(now) == 0
+    assert await store.expire_messages(now) == 3
+    history = await store.messages_after("r", 0, 10)
+    assert seqs(history) == [1, 2, 3, 4], "no holes"
+    assert [(m.kind, m.ciphertext == "") for m in history] == [
+        (EXPIRED, True),
+        (EXPIRED, True),
+        ("m", False),
+        ("m", False),
+    ]
+    assert history[0].msg_id == msg("r", 1).msg_id and history[0].expires_at is not None
+    [gone] = await store.messages_after("other", 0, 10)
+    assert gone.kind == EXPIRED and gone.ciphertext == ""
+    assert await store.expire_messages(now) == 0
+    # The newest message expiring does not give its seq back.
+    assert await store.latest_seq(["other"]) == {"other": 1}
 
 
 # --- to-device queue ---------------------------------------------------------------------------
@@ -468,7 +482,7 @@ async def test_naive_datetimes_are_refused(store: DocumentStore) -> None:
     with pytest.raises(ValueError):
         await store.insert_event(event("e", naive))
     with pytest.raises(ValueError):
-        await store.delete_expired(naive)
+        await store.expire_messages(naive)
     with pytest.raises(ValueError):
         await store.query_events(EventQuery(since=naive))
     assert await store.find_message("r-1") is None

@@ -33,6 +33,7 @@ CLIENT_SAMPLES: list[f.Frame] = [
     f.Ping(id=2),
     f.Send(id=3, msg_id=MSG, room="r_abcdefghijklmnopqrstuv", ciphertext="AwgAEh+/=="),
     f.Send(id=3, msg_id="A" * 22, room="r1", ciphertext="x", kind="m.reaction"),
+    f.Send(id=3, msg_id="A" * 22, room="r1", ciphertext="x", ttl=3600),
     f.Sync(id=4),
     f.Sync(id=4, rooms=["r1", "r2"]),
     f.History(id=5, room="r1", limit=50),
@@ -52,6 +53,17 @@ SERVER_SAMPLES: list[f.Frame] = [
     f.Message(
         room="r1", seq=1, msg_id=MSG, sender="alice", device="DEVICE01", ts=TS, ciphertext="c"
     ),
+    f.Message(
+        room="r1",
+        seq=2,
+        msg_id=MSG,
+        sender="alice",
+        device="DEVICE01",
+        ts=TS,
+        kind="expired",
+        ciphertext="",
+        expires_at=TS,
+    ),
     f.ToDevice(id=MSG, sender="alice", sender_device="DEVICE01", ts=TS, ciphertext="olm"),
     f.MemberEvent(room="r1", action="join", actor="alice", user="bob", member_count=2, log_seq=3),
     f.MemberEvent(
@@ -65,6 +77,7 @@ SERVER_SAMPLES: list[f.Frame] = [
     f.Presence(user="alice", online=False),
     f.TypingEvent(room="r1", user="alice", active=True),
     f.ReadEvent(room="r1", user="alice", seq=12),
+    f.LogSigned(room="r1", seqs=[1, 2]),
     f.Resync(reason="the doorbell reconnected"),
     f.Resync(reason='odd \u2028 \x00 \U0001f600 \\ " text'),
 ]
@@ -282,3 +295,13 @@ def test_deep_nesting_is_a_value(depth, opener):
 def test_any_reason_text_encodes_and_survives(reason):
     frame = f.Resync(reason=reason[:256])
     assert decode_event(encode(frame)) == frame
+
+
+def test_ciphertext_is_empty_exactly_for_expired_messages():
+    base = {"room": "r1", "seq": 1, "msg_id": MSG, "sender": "al1", "device": "DEVICE01", "ts": TS}
+    with pytest.raises(ValueError):
+        f.Message(**base, ciphertext="")
+    with pytest.raises(ValueError):
+        f.Message(**base, kind="expired", ciphertext="still here")
+    with pytest.raises(ValueError):
+        f.Send(id=1, msg_id=MSG, room="r1", ciphertext="x", kind="expired")

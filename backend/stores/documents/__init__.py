@@ -1,6 +1,7 @@
 """Document store port (messages, to-device queue, event log); adapters live beside it."""
 
 from backend.stores.documents.port import (
+    EXPIRED,
     DocumentStore,
     EventQuery,
     EventRecord,
@@ -8,4 +9,4 @@ from backend.stores.documents.port import (
     ToDevice,
 )
 
-__all__ = ["DocumentStore", "EventQuery", "EventRecord", "StoredMessage", "ToDevice"]
+__all__ = ["EXPIRED", "DocumentStore", "EventQuery", "EventRecord", "StoredMessage", "ToDevice"]

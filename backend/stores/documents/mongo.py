@@ -16,6 +16,7 @@ from pymongo.errors import DuplicateKeyError, OperationFailure
 from pymongo.write_concern import WriteConcern
 
 from backend.stores.documents.port import (
+    EXPIRED,
     DocumentStore,
     EventQuery,
     EventRecord,
@@ -168,9 +169,12 @@ class MongoDocumentStore(DocumentStore):
         await self._counters.delete_one({"_id": room})
         return result.deleted_count
 
-    async def delete_expired(self, now: datetime) -> int:
-        result = await self._messages.delete_many({"expires_at": {"$lte": utc(now)}})
-        return result.deleted_count
+    async def expire_messages(self, now: datetime) -> int:
+        result = await self._messages.update_many(
+            {"expires_at": {"$lte": utc(now)}, "kind": {"$ne": EXPIRED}},
+            {"$set": {"ciphertext": "", "kind": EXPIRED}},
+        )
+        return result.modified_count
 
     # --- to-device queue ---------------------------------------------------------------------
     async def put_to_device(self, message: ToDevice) -> bool:

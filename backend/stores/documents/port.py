@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+EXPIRED = "expired"
+"""The ``kind`` of a disappearing message whose time has passed (its ciphertext is gone)."""
+
 
 @dataclass(frozen=True, slots=True)
 class StoredMessage:
@@ -108,8 +111,10 @@ class DocumentStore(abc.ABC):
         """Remove every message of a room and its counter; return how many messages."""
 
     @abc.abstractmethod
-    async def delete_expired(self, now: datetime) -> int:
-        """Remove messages whose ``expires_at`` has passed; return how many."""
+    async def expire_messages(self, now: datetime) -> int:
+        """Blank every message whose ``expires_at`` has passed: its ciphertext is deleted and
+        its ``kind`` becomes ``EXPIRED``; how many. The record (seq, msg_id, sender, times)
+        stays, so a room's history has no holes and no seq is ever handed out twice."""
 
     # --- to-device queue ---------------------------------------------------------------------
     @abc.abstractmethod

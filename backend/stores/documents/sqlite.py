@@ -28,11 +28,13 @@ from sqlalchemy import (
     delete,
     func,
     select,
+    update,
 )
 from sqlalchemy.dialects.sqlite import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backend.stores.documents.port import (
+    EXPIRED,
     DocumentStore,
     EventQuery,
     EventRecord,
@@ -202,8 +204,12 @@ class SqliteDocumentStore(DocumentStore):
             await conn.execute(delete(counters).where(counters.c.room == room))
         return result.rowcount
 
-    async def delete_expired(self, now: datetime) -> int:
-        stmt = delete(messages).where(messages.c.expires_at <= utc_millis(now))
+    async def expire_messages(self, now: datetime) -> int:
+        stmt = (
+            update(messages)
+            .where(messages.c.expires_at <= utc_millis(now), messages.c.kind != EXPIRED)
+            .values(ciphertext="", kind=EXPIRED)
+        )
         async with self._engine.begin() as conn:
             return (await conn.execute(stmt)).rowcount
 

@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    text,
 )
 
 from backend.stores.relational.types import Identifier, UTCDateTime
@@ -161,6 +162,8 @@ room_members = Table(
     Column("user_id", Identifier(32), primary_key=True),
     Column("role", String(8), nullable=False),  # "admin" or "member"
     Column("joined_at", UTCDateTime(), nullable=False),
+    # The member's read marker: the highest seq they have read (0: nothing yet).
+    Column("read_seq", BigInteger(), nullable=False, server_default=text("0")),
     ForeignKeyConstraint(["room_id"], ["rooms.id"], ondelete="CASCADE"),
     ForeignKeyConstraint(["user_id"], ["users.id"], ondelete="CASCADE"),
     Index(None, "user_id"),

@@ -1,0 +1,1 @@
+"""Blob port: encrypted attachments, stored whole or not at all."""
