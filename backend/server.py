@@ -15,19 +15,23 @@ from typing import Any
 
 from aiohttp import web
 
-from backend.archiver.app import archiver_runtime
+from backend.archiver.app import archiver_metrics, archiver_runtime
 from backend.archiver.app import create_routes as archiver_routes
-from backend.auth.app import auth_service
+from backend.auth.app import auth_metrics, auth_service
 from backend.auth.app import create_routes as auth_routes
-from backend.chat.app import chat_service
+from backend.chat.app import chat_metrics, chat_service
 from backend.chat.app import create_routes as chat_routes
 from backend.common.auth_guard import Guard
 from backend.common.jwks_client import RemoteJwks
+from backend.common.metrics import METRICS, ServiceMetrics
 from backend.common.middlewares import error_middleware, request_id_middleware
 from backend.common.resources import Stores, open_stores
 from backend.common.settings import Settings, SettingsError
 from backend.common.tokens import TokenVerifier, keys_by_kid
 from backend.common.typedefs import ARCHIVER, AUTH_SERVICE, CHAT_RUNTIME, GUARD, SETTINGS, STORES
+from backend.log.app import create_routes as log_routes
+from backend.log.app import log_metrics, log_service
+from backend.log.typedefs import LOG_RUNTIME
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,13 +42,19 @@ class ServiceSpec:
     """Starts the service on open stores; what it yields is stored under ``key``."""
     key: web.AppKey[Any]
     needs_documents: bool
+    metrics: Callable[[Any, Stores], ServiceMetrics]
+    """Builds the service's metrics (``GET /<service>/metrics``) over its runtime."""
+    audience: str | None = None
+    """Whose tokens the service's guard accepts (default: its own audience). The log takes
+    any sealchat login so that a signed-in user who is not an operator gets 403, not 401."""
 
 
 #: The services that exist so far, in mount order (auth first: the others verify its tokens).
 SERVICES: dict[str, ServiceSpec] = {
-    "auth": ServiceSpec(auth_routes, auth_service, AUTH_SERVICE, needs_documents=False),
-    "chat": ServiceSpec(chat_routes, chat_service, CHAT_RUNTIME, needs_documents=True),
-    "archiver": ServiceSpec(archiver_routes, archiver_runtime, ARCHIVER, needs_documents=True),
+    "auth": ServiceSpec(auth_routes, auth_service, AUTH_SERVICE, False, auth_metrics),
+    "chat": ServiceSpec(chat_routes, chat_service, CHAT_RUNTIME, True, chat_metrics),
+    "archiver": ServiceSpec(archiver_routes, archiver_runtime, ARCHIVER, True, archiver_metrics),
+    "log": ServiceSpec(log_routes, log_service, LOG_RUNTIME, True, log_metrics, audience="auth"),
 }
 
 
@@ -77,10 +87,12 @@ def _resources(
             for name in subapps:
                 spec = SERVICES[name]
                 app[spec.key] = await stack.enter_async_context(spec.runtime(settings, stores))
+                subapps[name][METRICS] = spec.metrics(app[spec.key], stores)
             keys, refresh = await _token_keys(settings, app, stack)
             for name, subapp in subapps.items():
                 # Each service checks that a token was issued for it (its own ``aud``).
-                verifier = TokenVerifier(keys, issuer=settings.auth.issuer, service=name)
+                accepts = SERVICES[name].audience or name
+                verifier = TokenVerifier(keys, issuer=settings.auth.issuer, service=accepts)
                 subapp[GUARD] = Guard(verifier, stores.kv, refresh)
             yield
 

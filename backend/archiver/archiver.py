@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
@@ -41,6 +42,8 @@ from backend.chat.pipeline import (
     partition_queue,
     partition_specs,
 )
+from backend.common.events import EventPublisher
+from backend.common.metrics import Lag, latency_histogram
 from backend.stores.documents.port import DocumentStore, StoredMessage
 from backend.stores.ephemeral.port import Doorbell
 from backend.stores.errors import store_unavailable
@@ -82,6 +85,7 @@ class Archiver:
         max_retry_delay: float = 5.0,
         ring_attempts: int = 3,
         namespace: str = NAMESPACE,
+        events: EventPublisher | None = None,
     ) -> None:
         if max_attempts < 1 or ring_attempts < 1:
             raise ValueError("max_attempts and ring_attempts must be at least 1")
@@ -98,6 +102,12 @@ class Archiver:
         self._ring_attempts = ring_attempts
         self._last_seq: OrderedDict[str, int] = OrderedDict()
         self.counters = ArchiverCounters()
+        self.events = events
+        """Where ``archive`` and ``dead-letter`` records go (None: nowhere, e.g. tests)."""
+        self.lag = Lag()
+        self.latency = latency_histogram(
+            "archiver_commit_latency_seconds", "From the intake's timestamp to the archive write"
+        )
 
     async def declare(self) -> None:
         for spec in self._specs:
@@ -152,7 +162,11 @@ class Archiver:
         if delivery.redelivered:
             # A consumer before us may have written this room since we cached its seq.
             self._last_seq.pop(envelope.room, None)
-        stored = await self._commit_retrying(envelope)
+        self.lag.begin(id(delivery), envelope.ts.timestamp())
+        try:
+            stored = await self._commit_retrying(envelope)
+        finally:
+            self.lag.end(id(delivery))
         if stored is None:
             await self._dead_letter(delivery, "cannot be archived", envelope.msg_id)
             return
@@ -173,10 +187,15 @@ class Archiver:
                 ts=envelope.ts,
                 ciphertext=envelope.ciphertext,
                 kind=envelope.kind,
+                expires_at=envelope.expires_at,
             )
             if await self._documents.insert_message(message):
                 self._remember(envelope.room, seq)
                 self.counters.archived += 1
+                self.latency.observe(max(0.0, time.time() - envelope.ts.timestamp()))
+                self._emit(
+                    "archive", envelope.sender, room=envelope.room, seq=seq, msg_id=envelope.msg_id
+                )
                 await self._ring(message)
                 return message
             existing = await self._documents.find_message(envelope.msg_id)
@@ -246,6 +265,10 @@ class Archiver:
             await asyncio.sleep(delay)
             delay = min(delay * 2, self._max_retry_delay)
 
+    def _emit(self, category: str, subject: str, **data: object) -> None:
+        if self.events is not None:
+            self.events.emit(category, subject, **data)
+
     async def _dead_letter(
         self, delivery: Delivery, reason: str, msg_id: str | None = None
     ) -> None:
@@ -254,4 +277,5 @@ class Archiver:
             "message dead-lettered",
             extra={"msg_id": msg_id or delivery.message_id, "reason": reason},
         )
+        self._emit("dead-letter", "archiver", msg_id=msg_id or delivery.message_id, reason=reason)
         await delivery.nack(requeue=False)

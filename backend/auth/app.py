@@ -16,9 +16,11 @@ from backend.auth.service import AuthService
 from backend.auth.store import AuthStore
 from backend.auth.throttle import LoginThrottle
 from backend.common.events import EventPublisher
+from backend.common.metrics import ServiceMetrics, counter, events_readings, metrics_view
 from backend.common.resources import Stores, data_path
 from backend.common.settings import Mode, Settings, SettingsError
 from backend.common.tokens import SigningKey, TokenIssuer, load_or_create_key
+from backend.protocol.errors import ErrorCode
 
 log = logging.getLogger("sealchat.auth")
 
@@ -95,10 +97,51 @@ async def _purge_forever(service: AuthService) -> None:
         await asyncio.sleep(PURGE_INTERVAL_SECONDS)
 
 
+def auth_metrics(service: AuthService, _: Stores) -> ServiceMetrics:
+    """Logins and their failures, counted from the events auth emits for them."""
+    tally = service.events.tally.counts
+
+    def total(category: str, result: str, reason: str | None = None) -> int:
+        return sum(
+            n
+            for (c, r, why), n in tally.items()
+            if c == category and r == result and (reason is None or why == reason)
+        )
+
+    throttled = ErrorCode.THROTTLED.value
+    return ServiceMetrics(
+        [
+            counter("auth_successes", "Successful logins", lambda: total("signin", "success")),
+            counter(
+                "auth_failures",
+                "Refused logins (wrong id or password) and refresh-token reuse",
+                lambda: (
+                    total("signin", "fail", ErrorCode.BAD_CREDENTIALS.value)
+                    + total("refresh", "fail")
+                ),
+            ),
+            counter(
+                "auth_throttled",
+                "Logins and password checks refused by the failure throttle",
+                lambda: total("signin", "fail", throttled) + total("account", "fail", throttled),
+            ),
+            counter("auth_signups", "Accounts created", lambda: total("signup", "success")),
+            *events_readings(service.events),
+        ]
+    )
+
+
 def create_routes() -> web.Application:
     """The auth sub-application: routes only; resources come from the root app."""
     app = web.Application()
     table = views.routes()
+    table.add(
+        "GET",
+        "/metrics",
+        metrics_view,
+        "Prometheus metrics (from loopback and server.metrics_allow only)",
+        auth=False,
+    )
     document = table.openapi(title="sealchat auth", version=__version__)
 
     async def openapi(_: web.Request) -> web.Response:

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from aiohttp import web
+from prometheus_client import Histogram
 
 from backend import __version__
 from backend.chat import views
@@ -16,9 +17,19 @@ from backend.chat.gateway.registry import PresenceHook, Registry
 from backend.chat.history import History, commit_channels
 from backend.chat.messaging import TO_DEVICE_CHANNEL, Fanout, pending_on_connect
 from backend.chat.pipeline import Intake
+from backend.chat.room_purge import purge_room
 from backend.chat.social import SocialService
+from backend.chat.typing_throttle import TypingThrottle
 from backend.common.auth_guard import SESSION_ENDED_CHANNEL
 from backend.common.events import EventPublisher
+from backend.common.metrics import (
+    ServiceMetrics,
+    counter,
+    events_readings,
+    gauge,
+    latency_histogram,
+    metrics_view,
+)
 from backend.common.resources import Stores
 from backend.common.settings import Settings
 from backend.protocol.frames import Presence
@@ -43,6 +54,14 @@ class ChatRuntime:
     """Authenticated WebSocket connections: ``gateway.push(users, frame)`` reaches them."""
     fanout: Fanout | None = None
     """Pushes committed messages to the members connected here (its counters are metrics)."""
+    typing: TypingThrottle = field(default_factory=TypingThrottle)
+    """At most one "is typing" per user and room every few seconds."""
+    deliver_latency: Histogram = field(
+        default_factory=lambda: latency_histogram(
+            "chat_deliver_latency_seconds",
+            "From the intake's timestamp to the push of the committed message on this node",
+        )
+    )
 
 
 @contextlib.asynccontextmanager
@@ -51,6 +70,7 @@ async def chat_service(settings: Settings, stores: Stores) -> AsyncIterator[Chat
         raise RuntimeError("the chat service needs the document store")
     async with EventPublisher(stores.queue, "chat").running() as events:
         social = SocialService(stores.engine, events)
+        social.rooms.on_deleted = purge_room(stores)
         gateway = Registry()
         social.set_notifier(gateway.notify)
         gateway.presence = presence_to_friends(social, gateway)
@@ -68,6 +88,7 @@ async def chat_service(settings: Settings, stores: Stores) -> AsyncIterator[Chat
         gateway.device_online = pending_on_connect(stores.documents)
         channels = [*commit_channels(intake.partitions), TO_DEVICE_CHANNEL, SESSION_ENDED_CHANNEL]
         fanout = Fanout(stores.doorbell, channels, social, gateway)
+        fanout.latency = runtime.deliver_latency
         runtime.fanout = fanout
         events.emit("service", "chat", action="start")
         async with fanout.running():
@@ -89,10 +110,52 @@ def presence_to_friends(social: SocialService, gateway: Registry) -> PresenceHoo
     return hook
 
 
+def chat_metrics(runtime: ChatRuntime, _: Stores) -> ServiceMetrics:
+    gateway, intake, fanout = runtime.gateway, runtime.intake, runtime.fanout
+    assert fanout is not None  # set before the runtime is handed out
+    sends = runtime.events.tally.counts
+    return ServiceMetrics(
+        [
+            gauge("chat_sockets", "Authenticated WebSocket connections here", gateway.__len__),
+            gauge("chat_users_online", "Distinct users connected here", gateway.users_online),
+            counter(
+                "chat_messages_accepted",
+                "Messages made durable (queue-confirmed) and acked to the sender",
+                lambda: intake.accepted,
+            ),
+            counter(
+                "chat_messages_delivered",
+                "Committed messages pushed to connections here",
+                lambda: fanout.delivered,
+            ),
+            counter(
+                "chat_sends",
+                "send frames answered, by result and error code",
+                lambda: {(r, why): n for (c, r, why), n in sends.items() if c == "send"},
+                labels=("result", "reason"),
+            ),
+            counter(
+                "chat_doorbell_resyncs",
+                "Doorbell interruptions: every client here was told to resync",
+                lambda: fanout.resyncs,
+            ),
+            *events_readings(runtime.events),
+        ],
+        histograms=[runtime.deliver_latency],
+    )
+
+
 def create_routes() -> web.Application:
     """The chat sub-application: routes only; resources come from the root app."""
     app = web.Application()
     table = views.routes()
+    table.add(
+        "GET",
+        "/metrics",
+        metrics_view,
+        "Prometheus metrics (from loopback and server.metrics_allow only)",
+        auth=False,
+    )
     document = table.openapi(title="sealchat chat", version=__version__)
 
     async def openapi(_: web.Request) -> web.Response:

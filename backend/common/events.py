@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from backend.common.logs import SENSITIVE, request_id_var
+from backend.common.metrics import EventTally
 from backend.stores.queue.port import DurableQueue, QueueSpec, QueueUnavailable
 
 log = logging.getLogger("sealchat.events")
@@ -53,13 +54,19 @@ class EventPublisher:
         self._buffer: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=buffer)
         self.dropped = 0
         self.published = 0
+        self.tally = EventTally()
+        """Emitted records by category and outcome (metrics: auth successes, failures …)."""
 
     def emit(self, category: str, subject: str, **data: Any) -> None:
         record = event_record(self.server, category, subject, data, request_id_var.get())
+        self.tally.add(category, data)
         try:
             self._buffer.put_nowait(record)
         except asyncio.QueueFull:
             self.dropped += 1
+
+    def buffered(self) -> int:
+        return self._buffer.qsize()
 
     async def _drain(self) -> None:
         backoff = 0.2

@@ -31,7 +31,7 @@ from backend.common.settings import ChatSettings
 from backend.common.tokens import LEEWAY_SECONDS
 from backend.protocol.codec import decode_request, encode
 from backend.protocol.errors import CloseCode, ErrorCode
-from backend.protocol.frames import Auth, AuthOk, Frame, Request, Result
+from backend.protocol.frames import Auth, AuthOk, Frame, Request, Result, Send
 from backend.stores.errors import store_unavailable
 
 if TYPE_CHECKING:
@@ -70,6 +70,7 @@ class Connection:
         self._bucket = TokenBucket(limits.rate_per_second, limits.burst)
         self._refused_in_a_row = 0
         self._last_id = 0
+        self._opened = time.monotonic()
 
     # --- what handlers and the registry use --------------------------------------------------
     @property
@@ -133,6 +134,11 @@ class Connection:
                 if self._principal is not None:
                     code = self._close_request[0] if self._close_request else None
                     log.info("websocket closed", extra={**self._log_fields(), "code": code})
+                    self._event(
+                        "disconnect",
+                        code=None if code is None else int(code),
+                        seconds=round(time.monotonic() - self._opened),
+                    )
 
     async def _auth_phase(self) -> bool:
         try:
@@ -169,6 +175,7 @@ class Connection:
         self._last_id = frame.id
         self.send(Result.ok(frame.id, AuthOk(user=principal.user, device=principal.device)))
         log.info("websocket open", extra=self._log_fields())
+        self._event("connect")
         return True
 
     async def _serve_until_expiry(self) -> None:
@@ -208,7 +215,17 @@ class Connection:
                 )
                 return
             self._last_id = frame.id
-        self.send(await self._commands.dispatch(self, frame))
+        result = await self._commands.dispatch(self, frame)
+        if isinstance(frame, Send):  # the log gets the size and outcome, never the body
+            self._event(
+                "send",
+                room=frame.room,
+                msg_id=frame.msg_id,
+                size=len(frame.ciphertext),
+                result="success" if result.success else "fail",
+                **({"reason": str(result.error.code)} if result.error else {}),
+            )
+        self.send(result)
 
     # --- the one writer ------------------------------------------------------------------------
     async def _write_loop(self) -> None:
@@ -241,6 +258,11 @@ class Connection:
                 self._transport.abort()
         except ConnectionError:
             pass
+
+    def _event(self, category: str, **data: object) -> None:
+        """An event record for the log service about this connection's user."""
+        p = self.principal
+        self.runtime.events.emit(category, p.user, device=p.device, **data)
 
     def _log_fields(self) -> dict[str, object]:
         p = self._principal

@@ -53,6 +53,9 @@ class Registry:
     def __len__(self) -> int:
         return sum(len(conns) for conns in self._users.values())
 
+    def users_online(self) -> int:
+        return len(self._users)
+
     def online(self, user: str) -> bool:
         return user in self._users
 

@@ -1,0 +1,161 @@
+"""The log service's consumer: ``sealchat.events`` → ``logdata``, acked only after the write.
+
+At least once: a record is acked after the document store took it, so a crash in between
+delivers it again, and ``insert_event`` drops the repeat by ``event_id`` (once in the log).
+A malformed record is dead-lettered at once (``sealchat.events.dead``, for an operator to
+read). A store that is down is waited out in place with backoff, never handed back: a
+returned message counts towards the delivery limit and would be dead-lettered for an outage
+that is not its fault. Any other failure is retried a few times, then dead-lettered.
+
+The queue adapter does the rest: manual acks, ``prefetch`` unsettled at most, and on RabbitMQ
+re-attaching (with the adapter's backoff) after a lost connection; what the lost channel held
+comes back from the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass
+
+from backend.common.events import EVENTS_QUEUE
+from backend.common.metrics import Lag
+from backend.log.records import MalformedEvent, parse_event
+from backend.stores.documents.port import DocumentStore, EventRecord
+from backend.stores.errors import store_unavailable
+from backend.stores.queue.port import Delivery, DurableQueue, QueueSpec, QueueUnavailable
+
+log = logging.getLogger("sealchat.log")
+
+
+@dataclass(slots=True)
+class ConsumerCounters:
+    """Totals since start, for metrics."""
+
+    stored: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+    retries: int = 0
+    restarts: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+class EventConsumer:
+    """Consumes the events queue into the document store until cancelled."""
+
+    def __init__(
+        self,
+        queue: DurableQueue,
+        documents: DocumentStore,
+        *,
+        prefetch: int = 64,
+        max_attempts: int = 5,
+        retry_delay: float = 0.1,
+        max_retry_delay: float = 5.0,
+        spec: QueueSpec = EVENTS_QUEUE,
+    ) -> None:
+        if prefetch < 1 or max_attempts < 1:
+            raise ValueError("prefetch and max_attempts must be at least 1")
+        self._queue = queue
+        self._documents = documents
+        self._prefetch = prefetch
+        self._max_attempts = max_attempts
+        self._retry_delay = retry_delay
+        self._max_retry_delay = max_retry_delay
+        self.spec = spec
+        self.queue_name = spec.name
+        self.counters = ConsumerCounters()
+        self.lag = Lag()
+        self._seen = 0
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[EventConsumer]:
+        """Consume until the block exits; what is held unacked then goes back to the queue."""
+        await self._queue.declare(self.spec)
+        task = asyncio.create_task(self.consume(), name="log-consumer")
+        try:
+            yield self
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def consume(self) -> None:
+        delay = self._retry_delay
+        while True:
+            try:
+                deliveries = self._queue.consume(self.queue_name, prefetch=self._prefetch)
+                async with contextlib.aclosing(deliveries):
+                    async for delivery in deliveries:
+                        await self.handle(delivery)
+                        delay = self._retry_delay
+                return  # the adapter closed
+            except QueueUnavailable as exc:
+                log.warning("events queue unavailable", extra={"error": str(exc)})
+            except Exception as exc:
+                # A bug: the held records go back (each counted as a delivery); start again.
+                log.error("log consumer failed; restarting", extra={"error": type(exc).__name__})
+            self.counters.restarts += 1
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self._max_retry_delay)
+
+    async def handle(self, delivery: Delivery) -> None:
+        """Store one record, then settle it (ack, or dead-letter what cannot be stored)."""
+        try:
+            record = parse_event(delivery.body)
+        except MalformedEvent as exc:
+            await self._dead_letter(delivery, str(exc))
+            return
+        self._seen += 1
+        token = self._seen
+        self.lag.begin(token, record.datetime.timestamp())
+        try:
+            stored = await self._store_retrying(record)
+        finally:
+            self.lag.end(token)
+        if stored is None:
+            await self._dead_letter(delivery, "cannot be stored")
+            return
+        await delivery.ack()
+
+    async def _store_retrying(self, record: EventRecord) -> bool | None:
+        """True if stored, False if it was already there, None after giving up."""
+        failures = 0
+        delay = self._retry_delay
+        while True:
+            try:
+                inserted = await self._documents.insert_event(record)
+            except Exception as exc:
+                self.counters.retries += 1
+                if not store_unavailable(exc):
+                    failures += 1
+                    if failures >= self._max_attempts:
+                        log.error(
+                            "giving up on an event record",
+                            extra={"event_id": record.event_id, "error": type(exc).__name__},
+                        )
+                        return None
+                log.warning(
+                    "storing an event failed; retrying",
+                    extra={"event_id": record.event_id, "error": type(exc).__name__},
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._max_retry_delay)
+                continue
+            if inserted:
+                self.counters.stored += 1
+            else:
+                self.counters.duplicates += 1
+            return inserted
+
+    async def _dead_letter(self, delivery: Delivery, reason: str) -> None:
+        self.counters.dead_lettered += 1
+        log.warning(
+            "event record dead-lettered",
+            extra={"message_id": (delivery.message_id or "")[:64], "reason": reason},
+        )
+        await delivery.nack(requeue=False)

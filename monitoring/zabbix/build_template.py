@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""Writes ``templates/sealchat.yaml`` (Zabbix 6.0 export format) from the tables below.
+
+The template is generated so that every item, trigger and macro is named one way, UUIDs
+are stable (uuid5 of the thing's name, so a re-import updates rather than duplicates), and
+the application items are exactly the metrics the services expose. ``tests/monitoring``
+checks that the committed YAML is what this script writes. Run it after editing:
+
+    .venv/bin/python monitoring/zabbix/build_template.py
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sealchat_template package
+
+from sealchat_template.host import cert_template, node_template
+from sealchat_template.items import (
+    ARCHIVER,
+    AUTH,
+    CHAT,
+    GROUP,
+    LOG,
+    process_triggers,
+    uid,
+)
+from sealchat_template.services import (
+    archiver_template,
+    auth_template,
+    chat_template,
+    log_template,
+)
+
+OUT = Path(__file__).with_name("templates") / "sealchat.yaml"
+
+
+def export() -> dict[str, Any]:
+    templates = [
+        node_template(),
+        auth_template(),
+        chat_template(),
+        archiver_template(),
+        log_template(),
+        cert_template(),
+    ]
+    service_triggers = [
+        trig
+        for t, service in ((AUTH, "auth"), (CHAT, "chat"), (ARCHIVER, "archiver"), (LOG, "log"))
+        for trig in process_triggers(t, service)
+    ]
+    return {
+        "zabbix_export": {
+            "version": "6.0",
+            "date": "2026-11-22T00:00:00Z",
+            "groups": [{"uuid": uid("group", GROUP), "name": GROUP}],
+            "templates": templates,
+            "triggers": service_triggers,
+        }
+    }
+
+
+def render() -> str:
+    return yaml.safe_dump(export(), sort_keys=False, allow_unicode=True, width=1000)
+
+
+if __name__ == "__main__":
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(render(), encoding="utf-8")
+    print(f"wrote {OUT}")

@@ -1,0 +1,1 @@
+"""The sealchat Zabbix template, built from Python (see ``../build_template.py``)."""
