@@ -10,6 +10,7 @@ whose one-line message names the setting and the environment variable that sets 
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import tomllib
@@ -17,6 +18,7 @@ from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
 
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
@@ -25,6 +27,77 @@ ENV_PREFIX = "SEALCHAT_"
 
 #: Default listen port of each service in cluster mode, and of ``all``.
 DEFAULT_PORTS = {"all": 8080, "auth": 8081, "chat": 8082, "log": 8083, "archiver": 8084}
+
+
+#: Passwords that servers ship with or that people type first: refused off loopback.
+WEAK_PASSWORDS = frozenset(
+    {
+        "guest",
+        "root",
+        "admin",
+        "password",
+        "passwd",
+        "changeme",
+        "secret",
+        "sealchat",
+        "test",
+        "mysql",
+        "mariadb",
+        "redis",
+        "rabbitmq",
+        "mongo",
+        "mongodb",
+        "123456",
+        "12345678",
+    }
+)
+MIN_STORE_PASSWORD = 12
+
+
+def _is_loopback(host: str) -> bool:
+    host = host.strip("[]").lower()
+    if host in ("localhost", "localhost.localdomain") or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _hosts(netloc: str) -> list[str]:
+    """The host names of ``host:port[,host:port…]`` (MongoDB lists several)."""
+    out = []
+    for part in netloc.split(","):
+        if part.startswith("["):
+            out.append(part[1:].partition("]")[0])
+        else:
+            out.append(part.rpartition(":")[0] if part.count(":") == 1 else part)
+    return [h for h in out if h]
+
+
+def insecure_credentials(url: str) -> str | None:
+    """Why a store URL's credentials are unfit for a network, or None when they are fine.
+
+    Refused: no password (RabbitMQ then logs in as guest/guest, MariaDB as a password-less
+    user, Redis and MongoDB unauthenticated), a password from ``WEAK_PASSWORDS``, equal to the
+    user name, or shorter than ``MIN_STORE_PASSWORD``. A URL whose every host is on loopback
+    (or a Unix socket) is fine: nothing off the machine can reach it, which is how the test
+    suite and a single-machine lab run. The message never contains the password.
+    """
+    netloc = urlsplit(url).netloc
+    creds, at, hostpart = netloc.rpartition("@")
+    hosts = _hosts(hostpart)
+    if not hosts or all(_is_loopback(h) for h in hosts):
+        return None
+    user, colon, password = creds.partition(":")
+    user, password = unquote(user), unquote(password)
+    if not at or not colon or not password:
+        return "no password (the server's default or an open door) on a non-loopback host"
+    if password.lower() in WEAK_PASSWORDS or password == user:
+        return "a default or guessable password on a non-loopback host"
+    if len(password) < MIN_STORE_PASSWORD:
+        return f"a password shorter than {MIN_STORE_PASSWORD} characters on a non-loopback host"
+    return None
 
 
 class SettingsError(Exception):
@@ -52,6 +125,12 @@ class ServerSettings(_Section):
     shutdown_timeout: float = Field(default=10.0, ge=0, le=300)
     trusted_proxies: list[str] = []
     """Addresses or networks of load balancers whose X-Forwarded-For is believed."""
+    metrics_allow: list[str] = []
+    """Addresses or networks besides loopback that may read ``/<service>/metrics``."""
+    allow_insecure_dev_credentials: bool = False
+    """Cluster mode refuses store URLs with default, missing or weak credentials unless every
+    host they name is on loopback. True lifts that refusal everywhere: a lab only, never a
+    deployment (see ``insecure_credentials``)."""
 
 
 class DatabaseSettings(_Section):
@@ -126,6 +205,12 @@ class ChatSettings(_Section):
     keeps every room's order; all nodes of a cluster must agree on this number."""
     heartbeat_seconds: float = Field(default=30.0, ge=1, le=3600)
     """WebSocket ping interval; a peer that misses the pong is dropped."""
+    max_blob_bytes: int = Field(default=25 * 1024 * 1024, ge=1024, le=1024**3)
+    """Largest encrypted attachment accepted by ``POST /chat/blobs``."""
+    expiry_sweep_seconds: float = Field(default=30.0, ge=0.05, le=3600)
+    """How often the archiver deletes the ciphertext of disappearing messages whose time
+    has passed (clients hide them on time themselves; this bounds how long the server keeps
+    them)."""
 
 
 class LogSettings(_Section):
@@ -156,6 +241,16 @@ class Settings(_Section):
             url = self.database.url.get_secret_value() if self.database.url else ""
             if not url.startswith("mysql+aiomysql://"):
                 raise ValueError("database.url: cluster mode needs mysql+aiomysql://…")
+            if not self.server.allow_insecure_dev_credentials:
+                for section in ("database", "mongo", "redis", "rabbitmq"):
+                    secret = getattr(self, section).url
+                    problem = insecure_credentials(secret.get_secret_value()) if secret else None
+                    if problem is not None:
+                        raise ValueError(
+                            f"{section}.url: {problem}; give the service its own user with a "
+                            f"password of at least {MIN_STORE_PASSWORD} characters "
+                            "(server.allow_insecure_dev_credentials = true lifts this in a lab)"
+                        )
         return self
 
     def listen_port(self, service: str) -> int:

@@ -87,6 +87,8 @@ class SigningKey:
 
     @classmethod
     def load(cls, path: Path) -> SigningKey:
+        """Read a private key file, refusing one that others may read (it forges any user)."""
+        require_private(path)
         return cls.from_pem(path.read_bytes())
 
     @classmethod
@@ -110,12 +112,16 @@ def write_secret_file(path: Path, data: bytes) -> None:
         f.write(data)
 
 
+def require_private(path: Path) -> None:
+    """Raise ``PermissionError`` when group or others have any access to ``path``."""
+    if path.stat().st_mode & 0o077:
+        raise PermissionError(f"{path} is readable by others: chmod 600 it")
+
+
 def load_or_create_key(path: Path) -> SigningKey:
     """The embedded mode's signing key: generated on first start, kept mode 0600."""
     if not path.exists():
         write_secret_file(path, SigningKey.generate().pem())
-    if path.stat().st_mode & 0o077:
-        raise PermissionError(f"{path} is readable by others: chmod 600 it")
     return SigningKey.load(path)
 
 
@@ -236,12 +242,14 @@ class TokenVerifier:
         )
 
 
-def keys_by_kid(jwks: dict[str, Any]) -> dict[str, dict[str, str]]:
-    """Index a JWKS document, keeping only Ed25519 signing keys."""
+def keys_by_kid(jwks: Any) -> dict[str, dict[str, str]]:
+    """Index a JWKS document, keeping only Ed25519 signing keys (any other shape: none)."""
     out: dict[str, dict[str, str]] = {}
-    for key in jwks.get("keys", []):
+    listed = jwks.get("keys") if isinstance(jwks, dict) else None
+    for key in listed if isinstance(listed, list) else []:
         if (
-            key.get("kty") == "OKP"
+            isinstance(key, dict)
+            and key.get("kty") == "OKP"
             and key.get("crv") == "Ed25519"
             and isinstance(key.get("kid"), str)
         ):

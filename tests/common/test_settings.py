@@ -82,6 +82,8 @@ def test_secret_urls_are_not_printed(tmp_path):
             "database": {"url": "mysql+aiomysql://u:hunter2@db/x"},
             "redis": {"url": "redis://h"},
             "rabbitmq": {"url": "amqp://u:pw@h/"},
+            # the weak passwords below are the point of the test, not a deployment
+            "server": {"allow_insecure_dev_credentials": True},
         },
         environ={},
     )
