@@ -54,11 +54,6 @@ def test_all_serves_and_stops_on_ctrl_c(tmp_path):
     assert proc.returncode == 0, err
 
 
-def test_services_not_built_yet_say_so():
-    r = run("log")
-    assert r.returncode == 2 and "not built yet" in r.stderr
-
-
 def test_bad_setting_stops_with_one_line(tmp_path):
     r = run("all", "--data-dir", str(tmp_path), env={"SEALCHAT_SERVER__MAX_BODY_BYTES": "tiny"})
     assert r.returncode == 2

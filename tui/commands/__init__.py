@@ -1,0 +1,1 @@
+"""The headless ``sealchat`` sub-commands (``tui/cli.py`` parses, these run)."""
