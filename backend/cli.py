@@ -13,6 +13,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from backend import __version__
+from backend.common import certs
 from backend.common.jwks_client import JwksUnavailable
 from backend.common.logs import setup_logging
 from backend.common.middlewares import REQUEST_ID_HEADER
@@ -20,9 +21,7 @@ from backend.common.settings import Mode, Settings, SettingsError, load_settings
 from backend.common.tokens import SigningKey, write_secret_file
 from backend.stores.relational.migrate import SchemaNotMigrated
 
-NOT_BUILT = {
-    "log": "the log service",
-}
+EVERY_SERVICE = ["auth", "chat", "archiver", "log"]
 
 log = logging.getLogger("sealchat.cli")
 
@@ -63,10 +62,15 @@ def parser() -> argparse.ArgumentParser:
     run = sub.add_parser("all", help="every service in one process (default port 8080)")
     _common(run)
     _listen(run)
-    for name in ("auth", "chat", "archiver", *NOT_BUILT):
+    for name in EVERY_SERVICE:
         s = sub.add_parser(name, help=f"run the {name} service alone (cluster mode)")
         _common(s)
         _listen(s)
+    from backend.log import terminal
+
+    logs = sub.add_parser("logs", help="show the event log (operators; --follow to keep going)")
+    terminal.add_arguments(logs)
+    certs.add_parser(sub)
     m = sub.add_parser("migrate", help="bring the database schema up to date")
     _common(m)
     k = sub.add_parser("gen-key", help="write a new Ed25519 token-signing key (mode 0600)")
@@ -87,7 +91,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _serve(settings: Settings, service: str) -> None:
     from backend.server import build_root
 
-    services = ["auth", "chat", "archiver"] if service == "all" else [service]
+    services = EVERY_SERVICE if service == "all" else [service]
     app = build_root(settings, services)
     host, port = settings.server.host, settings.listen_port(service)
     where = f"data in {settings.data_dir}" if settings.mode is Mode.EMBEDDED else "cluster mode"
@@ -138,13 +142,12 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(f"wrote {args.path} (kid {SigningKey.load(args.path).kid})")
         return 0
-    if args.command in NOT_BUILT:
-        print(
-            f"sealchatd: {NOT_BUILT[args.command]} is not built yet; run `sealchatd all` for the "
-            "services that are",
-            file=sys.stderr,
-        )
-        return 2
+    if args.command == "gen-certs":
+        return certs.run(args)
+    if args.command == "logs":
+        from backend.log import terminal
+
+        return terminal.run(args)
     try:
         settings = _settings(args)
         setup_logging(
