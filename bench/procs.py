@@ -1,0 +1,222 @@
+"""Processes the benchmark starts (and only those), CPU pinning, and what /proc says.
+
+Every server runs in a session of its own with its output in a log file; it is ended by its
+pid (SIGTERM, then SIGKILL) and nothing is ever looked up by name to be stopped. CPU time
+comes from ``/proc/<pid>/stat`` (user and system clock ticks of all the process's threads),
+machine-wide CPU and steal from ``/proc/stat``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+
+TICK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+SERVER_CPUS = {0}
+LOADGEN_CPUS = {1}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def child_env() -> dict[str, str]:
+    """Our environment without any ``SEALCHAT_`` setting that could leak into a server."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEALCHAT_")}
+    env["PYTHONPATH"] = str(REPO)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def pin(pid: int, cpus: set[int]) -> None:
+    """Pin every thread of ``pid`` (threads made later inherit it from their creator)."""
+    usable = cpus & os.sched_getaffinity(0) if cpus else set()
+    if not usable or os.cpu_count() == 1:
+        return
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            os.sched_setaffinity(int(task.name), usable)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def cpu_ticks(pid: int) -> tuple[int, int]:
+    """(user, system) clock ticks the process has used so far, all its threads together."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return (0, 0)
+    fields = text[text.rindex(")") + 2 :].split()
+    return int(fields[11]), int(fields[12])
+
+
+def rss_bytes(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
+    except (FileNotFoundError, ProcessLookupError):
+        return 0
+
+
+def machine_ticks() -> dict[str, int]:
+    """The ``cpu`` line of /proc/stat: busy, idle and steal ticks of the whole machine."""
+    parts = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    user, nice, system, idle, iowait, irq, softirq, steal = (parts + [0] * 8)[:8]
+    return {
+        "busy": user + nice + system + irq + softirq,
+        "idle": idle + iowait,
+        "steal": steal,
+    }
+
+
+def broker_pids() -> dict[str, int]:
+    """The shared brokers' pids (read-only: their CPU is reported, they are never touched)."""
+    wanted = {"redis-server": "redis", "beam.smp": "rabbitmq", "mariadbd": "mariadb"}
+    found: dict[str, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            comm = (entry / "comm").read_text().strip()
+        except OSError:
+            continue
+        if comm in wanted and wanted[comm] not in found:
+            found[wanted[comm]] = int(entry.name)
+    return found
+
+
+@dataclass
+class Child:
+    """One server process: how to start it, how to tell it is ready, where it logs."""
+
+    name: str
+    argv: list[str]
+    log_path: Path
+    health_url: str | None = None
+    port: int | None = None
+    proc: asyncio.subprocess.Process | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None, f"{self.name} was never started"
+        return self.proc.pid
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.returncode is None
+
+    async def start(self, patience: float = 90.0) -> None:
+        with self.log_path.open("ab") as log:
+            self.proc = await asyncio.create_subprocess_exec(
+                *self.argv,
+                env=child_env(),
+                cwd=REPO,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + patience
+        async with aiohttp.ClientSession() as http:
+            while not await self._ready(http):
+                if not self.running:
+                    raise RuntimeError(f"{self.name} exited at start\n{self.tail()}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{self.name} not ready after {patience} s\n{self.tail()}")
+                await asyncio.sleep(0.1)
+
+    async def _ready(self, http: aiohttp.ClientSession) -> bool:
+        if self.health_url is None:
+            assert self.port is not None
+            with socket.socket() as s:
+                s.settimeout(0.5)
+                return s.connect_ex(("127.0.0.1", self.port)) == 0
+        try:
+            async with http.get(self.health_url, timeout=aiohttp.ClientTimeout(total=2)) as r:
+                return r.status == 200
+        except (aiohttp.ClientError, TimeoutError):
+            return False
+
+    async def stop(self, patience: float = 15.0) -> None:
+        """SIGTERM by pid, SIGKILL after ``patience`` seconds."""
+        if self.proc is None or not self.running:
+            return
+        os.kill(self.pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(self.proc.wait(), patience)
+        except TimeoutError:
+            os.kill(self.pid, signal.SIGKILL)
+            await self.proc.wait()
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace").splitlines()
+        except FileNotFoundError:
+            return f"(no log at {self.log_path})"
+        return f"--- {self.name} ({self.log_path}):\n" + "\n".join(text[-lines:])
+
+
+@dataclass
+class Usage:
+    """CPU and memory of a set of processes and of the machine between two samples."""
+
+    pids: list[int]
+    loadgen_pid: int = field(default_factory=os.getpid)
+    _t0: float = 0.0
+    _proc0: list[tuple[int, int]] = field(default_factory=list)
+    _gen0: tuple[int, int] = (0, 0)
+    _mach0: dict[str, int] = field(default_factory=dict)
+    _brokers: dict[str, int] = field(default_factory=dict)
+    _brokers0: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def start(self, *, brokers: bool = False) -> None:
+        self._t0 = time.monotonic()
+        self._proc0 = [cpu_ticks(p) for p in self.pids]
+        self._gen0 = cpu_ticks(self.loadgen_pid)
+        self._mach0 = machine_ticks()
+        self._brokers = broker_pids() if brokers else {}
+        self._brokers0 = {n: cpu_ticks(p) for n, p in self._brokers.items()}
+
+    def stop(self) -> dict[str, float]:
+        """Seconds of server user/sys CPU, load generator CPU, machine busy and steal (in
+        cores), CPU left to everything else (other people's work: noise), and RSS."""
+        wall = max(time.monotonic() - self._t0, 1e-6)
+        now = [cpu_ticks(p) for p in self.pids]
+        user = sum(a[0] - b[0] for a, b in zip(now, self._proc0, strict=True)) / TICK
+        system = sum(a[1] - b[1] for a, b in zip(now, self._proc0, strict=True)) / TICK
+        g = cpu_ticks(self.loadgen_pid)
+        gen = (g[0] + g[1] - self._gen0[0] - self._gen0[1]) / TICK
+        m = machine_ticks()
+        d = {k: m[k] - self._mach0[k] for k in m}
+        total = max(d["busy"] + d["idle"] + d["steal"], 1)
+        cores = os.cpu_count() or 1
+        busy_cores = d["busy"] / total * cores
+        brokers = 0.0
+        for name, pid in self._brokers.items():
+            u, s = cpu_ticks(pid)
+            brokers += (u + s - sum(self._brokers0[name])) / TICK
+        other = busy_cores - (user + system + gen + brokers) / wall
+        return {
+            "wall_s": wall,
+            "server_user_s": user,
+            "server_sys_s": system,
+            "loadgen_cpu_s": gen,
+            "broker_cpu_s": brokers,
+            "machine_busy_cores": busy_cores,
+            "steal_pct": 100.0 * d["steal"] / total,
+            "other_cores": max(other, 0.0),
+            "rss_bytes": float(sum(rss_bytes(p) for p in self.pids)),
+        }
