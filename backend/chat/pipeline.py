@@ -277,7 +277,7 @@ class Intake:
         if not await self._is_member(envelope.room, envelope.sender):
             # The same answer whether or not the room exists: nothing leaks about other rooms.
             raise ApiError(
-                ErrorCode.FORBIDDEN, "you are not a member of this room; join it, then send"
+                ErrorCode.NOT_MEMBER, "you are not a member of this room; join it, then send"
             )
         try:
             if not self._declared:

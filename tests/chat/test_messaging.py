@@ -103,9 +103,9 @@ async def test_a_message_reaches_every_member_once_in_order_and_is_in_history(
     reply = await c.request(
         {"id": 2, "type": "send", "msg_id": msg_id(), "room": room, "ciphertext": "x"}
     )
-    assert not reply["success"] and reply["error"]["code"] == "forbidden"
+    assert not reply["success"] and reply["error"]["code"] == "not_member"
     reply = await c.request({"id": 3, "type": "history", "room": room})
-    assert reply["error"]["code"] == "not_found"
+    assert reply["error"]["code"] == "not_member"
 
     reply = await b.request({"id": 2, "type": "history", "room": room, "after": 3})
     assert [m["seq"] for m in reply["result"]["messages"]] == [4, 5]
