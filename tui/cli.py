@@ -108,6 +108,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command is None:  # no sub-command: the interactive Textual client
+        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+            print(
+                "sealchat: the interactive client needs a terminal; scripts use a command "
+                "(sealchat --help lists them)",
+                file=sys.stderr,
+            )
+            return 2
         from tui.tui_main import run as run_tui
 
         return run_tui(args)

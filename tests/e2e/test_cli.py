@@ -101,10 +101,15 @@ def test_register_login_whoami_logout(server_url, tmp_path):
 
 
 def test_usage_errors_exit_2_and_secrets_need_a_source(server_url, tmp_path):
-    r = subprocess.run([SEALCHAT, "rooms", "frobnicate"], capture_output=True, text=True)
+    r = subprocess.run(
+        [SEALCHAT, "rooms", "frobnicate"], capture_output=True, text=True, timeout=60
+    )
     assert r.returncode == 2
-    r = subprocess.run([SEALCHAT], capture_output=True, text=True)
-    assert r.returncode == 2
+    # Without a terminal the interactive client refuses at once instead of waiting for keys.
+    r = subprocess.run(
+        [SEALCHAT], capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60
+    )
+    assert r.returncode == 2 and "needs a terminal" in r.stderr
     env = {k: v for k, v in os.environ.items() if k != "SEALCHAT_PASSPHRASE"}
     r = subprocess.run(
         [SEALCHAT, "--server", server_url, "--home", str(tmp_path / "x"), "login", "nobody",
