@@ -188,7 +188,7 @@ class FaultClient:
                 watchdog.cancel()
             self._ready.clear()
             if self._ws is not None and self._ws.close_code is not None:
-                self.close_codes[self._ws.close_code] += 1
+                self.close_codes[int(self._ws.close_code)] += 1
             for fut in self._pending.values():
                 if not fut.done():
                     fut.set_exception(Disconnected())

@@ -167,8 +167,9 @@ async def test_mongodb_down_10s_archiver_waits(make_cluster, supervisor):
         f"archiver retried {report.notes['archiver_retries']:.0f} writes, "
         f"found {report.notes['archiver_duplicates']:.0f} already archived"
     )
+    # No assertion on the retry count: a write that starts during the outage waits in the
+    # driver's server selection (30 s) and may span the whole outage as one attempt.
     assert_clean(report)
-    assert report.notes["archiver_retries"] > 0, "the archiver never saw the store down"
 
 
 async def test_mariadb_down_10s_sends_refused_then_resent(make_cluster, supervisor):
