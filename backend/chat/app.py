@@ -135,6 +135,11 @@ def chat_metrics(runtime: ChatRuntime, _: Stores) -> ServiceMetrics:
                 labels=("result", "reason"),
             ),
             counter(
+                "chat_push_failures",
+                "Committed messages that could not be pushed when rung (retried, then resync)",
+                lambda: fanout.push_failures,
+            ),
+            counter(
                 "chat_doorbell_resyncs",
                 "Doorbell interruptions: every client here was told to resync",
                 lambda: fanout.resyncs,

@@ -216,6 +216,12 @@ def pending_on_connect(documents: DocumentStore) -> Callable[[Connection], Await
     return hook
 
 
+RECOVERY_FIRST_DELAY = 0.2
+RECOVERY_MAX_DELAY = 5.0
+"""Pauses between retries of a ring that could not be pushed (doubling up to this)."""
+PUSH_FAILED_REASON = "live delivery failed: a store was unreachable"
+
+
 class Fanout:
     """Pushes every committed message rung on the doorbell to its room's members here."""
 
@@ -228,6 +234,9 @@ class Fanout:
         self._gateway = gateway
         self.delivered = 0
         self.resyncs = 0
+        self.push_failures = 0
+        """Rings that could not be pushed when they came (their members could not be read)."""
+        self._recovery: asyncio.Task[None] | None = None
         self.latency: Histogram | None = None
         """When set, observes intake timestamp -> push on this node for every message."""
 
@@ -238,12 +247,50 @@ class Fanout:
                 # Rings may have been missed: every client here fills its gaps from history.
                 self._gateway.push_all(Resync(reason=item.reason))
                 continue
-            if item.channel == SESSION_ENDED_CHANNEL:
-                await self._gateway.close_session(item.payload.decode(errors="replace"))
-            elif item.channel == TO_DEVICE_CHANNEL:
-                self._deliver_to_device(item)
-            else:
-                await self._deliver(item)
+            try:
+                await self._dispatch(item)
+            except Exception as exc:
+                # A ring that cannot be pushed now (the members cannot be read: MariaDB is
+                # down) must not end the loop: that would stop every push of this node until
+                # a restart while its health stayed green. The ring is retried in the
+                # background; when it gets through, every client here is told to resync.
+                self.push_failures += 1
+                log.warning(
+                    "could not push a committed message; retrying",
+                    extra={"channel": item.channel, "error": type(exc).__name__},
+                )
+                if self._recovery is None or self._recovery.done():
+                    self._recovery = asyncio.create_task(
+                        self._recover(item), name="chat-fanout-recovery"
+                    )
+
+    async def _dispatch(self, item: Ring) -> None:
+        if item.channel == SESSION_ENDED_CHANNEL:
+            await self._gateway.close_session(item.payload.decode(errors="replace"))
+        elif item.channel == TO_DEVICE_CHANNEL:
+            self._deliver_to_device(item)
+        else:
+            await self._deliver(item)
+
+    async def _recover(self, item: Ring) -> None:
+        """Retry ``item`` until it gets through, then tell every client here to resync: the
+        rings that failed meanwhile were not pushed, and history has them all."""
+        delay = RECOVERY_FIRST_DELAY
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await self._dispatch(item)
+            except Exception as exc:
+                log.warning(
+                    "pushing still fails; retrying",
+                    extra={"channel": item.channel, "error": type(exc).__name__},
+                )
+                delay = min(delay * 2, RECOVERY_MAX_DELAY)
+                continue
+            self.resyncs += 1
+            self._gateway.push_all(Resync(reason=PUSH_FAILED_REASON))
+            log.info("pushing works again; clients told to resync")
+            return
 
     async def _deliver(self, ring: Ring) -> None:
         try:
@@ -277,6 +324,10 @@ class Fanout:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            if self._recovery is not None:
+                self._recovery.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._recovery
 
 
 def encode_message(ring: dict[str, object]) -> str:

@@ -107,6 +107,7 @@ def check(
         "refused": dict(Counter(ledger.refused.values())),
         "resends": dict(ledger.retried),
         "reconnects": sum(c.reconnects for c in clients),
+        "close_codes": dict(sum((c.close_codes for c in clients), Counter())),
         "stalled_sockets": sum(c.stalls for c in clients),
         "resyncs": sum(c.resyncs for c in clients),
         "resync_reasons": dict(sum((c.resync_reasons for c in clients), Counter())),

@@ -20,7 +20,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 
@@ -31,6 +31,14 @@ the answer (the server answers every request, in order): resending there on a ti
 adds duplicates to an overloaded server."""
 RETRY_PAUSE = 0.3
 HISTORY_PAGE = 500
+
+
+class Backoff(Protocol):
+    """Reconnect pauses, e.g. ``tui.client.backoff.Backoff`` (exponential, full jitter)."""
+
+    def next_delay(self) -> float: ...
+
+    def reset(self) -> None: ...
 
 
 class Disconnected(Exception):
@@ -79,6 +87,7 @@ class FaultClient:
         *,
         gap_fill: bool = True,
         window: int = 64,
+        backoff: Backoff | None = None,
     ) -> None:
         self.user, self.device, self.token, self.room = user, device, token, room
         self.urls = urls
@@ -97,6 +106,14 @@ class FaultClient:
         self.resync_reasons: Counter[str] = Counter()
         self.reconnects = 0
         self.stalls = 0
+        self.close_codes: Counter[int] = Counter()
+        """How the server closed this client's sockets (1001: going away, 1006: abrupt …)."""
+        self.backoff = backoff
+        """Pauses before each reconnect attempt (the first one too: a whole node's clients
+        dropped at once should not come back at once), or None for the built-in doubling
+        pause after a failed attempt only."""
+        self.connected_at = 0.0
+        """``time.monotonic()`` of the last successful (re)connect."""
         self._last_frame = 0.0
         self._buffer: dict[int, dict[str, Any]] = {}
         self._filling = False
@@ -143,15 +160,23 @@ class FaultClient:
         """Connect, read until the socket drops, reconnect; for as long as the client lives."""
         pause = 0.1
         first = True
+        retrying = False
         while not self._closing:
+            if retrying and self.backoff is not None:
+                await asyncio.sleep(self.backoff.next_delay())
+            retrying = True
             try:
                 await self._connect()
             except (aiohttp.ClientError, OSError, TimeoutError, Disconnected, AssertionError):
                 self.node = (self.node + 1) % len(self.urls)  # that node is down: try the next
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 2.0)
+                if self.backoff is None:
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, 2.0)
                 continue
             pause = 0.1
+            if self.backoff is not None:
+                self.backoff.reset()
+            self.connected_at = time.monotonic()
             if not first:
                 self.reconnects += 1
             first = False
@@ -162,6 +187,8 @@ class FaultClient:
             finally:
                 watchdog.cancel()
             self._ready.clear()
+            if self._ws is not None and self._ws.close_code is not None:
+                self.close_codes[int(self._ws.close_code)] += 1
             for fut in self._pending.values():
                 if not fut.done():
                     fut.set_exception(Disconnected())

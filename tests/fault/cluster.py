@@ -77,6 +77,7 @@ class Cluster:
     auth: Child | None = None
     chats: list[Child] = field(default_factory=list)
     archiver: Child | None = None
+    log: Child | None = None
 
     def config(self, name: str, extra: dict[str, Any] | None = None) -> Path:
         s = self.stores
@@ -134,6 +135,12 @@ class Cluster:
         ]
         self.archiver = self._service("archiver", "archiver")
         await asyncio.gather(*(c.start() for c in [*self.chats, self.archiver]))
+
+    async def start_log(self) -> Child:
+        """``sealchatd log``: the consumer of the event records every service emits."""
+        self.log = self._service("log", "log")
+        await self.log.start()
+        return self.log
 
     def ws_urls(self) -> list[str]:
         return [self.url(c, "/chat/ws").replace("http://", "ws://") for c in self.chats]

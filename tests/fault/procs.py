@@ -130,6 +130,21 @@ class Child:
             os.kill(self.pid, signal.SIGKILL)
         await self._reap()
 
+    async def terminate(self) -> float:
+        """The graceful stop an operator's rolling restart does: SIGTERM, then wait for the
+        child to finish its shutdown; the seconds that took. Fails if it did not exit
+        within ``STOP_TIMEOUT`` (it is then killed) or exited other than 0."""
+        began = time.monotonic()
+        os.kill(self.pid, signal.SIGTERM)
+        clean = await self._exited(STOP_TIMEOUT)
+        took = time.monotonic() - began
+        await self._reap()
+        if not clean or self.exit_code() != 0:
+            raise ChildFailed(
+                f"{self.name}: no clean exit on SIGTERM ({self.exit_code()})\n{self.tail()}"
+            )
+        return took
+
     async def _exited(self, within: float) -> bool:
         assert self.proc is not None
         try:

@@ -21,9 +21,9 @@ import pymongo
 
 from tests.auth.device_keys import TestDevice
 from tests.fault.checker import Report, check, read_store
-from tests.fault.client import FaultClient, Ledger
+from tests.fault.client import Backoff, FaultClient, Ledger
 from tests.fault.cluster import Cluster
-from tests.fault.procs import wait_for
+from tests.fault.procs import Child, wait_for
 
 PASSWORD = "correct horse battery staple"
 QUIET_SECONDS = 10.0
@@ -112,7 +112,13 @@ class Scenario:
         await auth.call("POST", "/devices", device.registration(), expect=201)
         return uid, auth.token, device.device_id
 
-    async def people(self, traffic: Traffic, *, gap_fill: bool = True) -> None:
+    async def people(
+        self,
+        traffic: Traffic,
+        *,
+        gap_fill: bool = True,
+        backoff: Callable[[], Backoff] | None = None,
+    ) -> None:
         began = time.monotonic()
         cluster = self.cluster
         chat_base = cluster.url(cluster.chats[0], "/chat")
@@ -136,7 +142,16 @@ class Scenario:
             # Client i prefers node i mod n, so every node carries some of the clients.
             mine = urls[i % len(urls) :] + urls[: i % len(urls)]
             room = self.rooms[i % traffic.rooms]
-            client = FaultClient(uid, device, token, room, mine, self.ledger, gap_fill=gap_fill)
+            client = FaultClient(
+                uid,
+                device,
+                token,
+                room,
+                mine,
+                self.ledger,
+                gap_fill=gap_fill,
+                backoff=backoff() if backoff else None,
+            )
             self.clients.append(client)
         await asyncio.gather(*(c.start() for c in self.clients))
         took = time.monotonic() - began
@@ -220,3 +235,25 @@ class Scenario:
     def _read_store(self) -> list[dict[str, Any]]:
         stores = self.cluster.stores
         return read_store(stores.mongo_url, stores.mongo_database, self.rooms)
+
+
+def assert_clean(report: Report) -> None:
+    """Nothing acked is lost or repeated, seq has no holes, nothing foreign shows up."""
+    from tests.fault.conftest import record
+
+    record(report)
+    assert not report.notes["client_failures"], "a test client broke; the run proves nothing"
+    assert not report.notes["stream_timed_out"], "the stream did not finish in time"
+    assert report.sent > 0 and report.accepted == report.sent, report
+    assert report.archived == report.sent, report
+    assert report.delivered == report.expected_deliveries, report
+    assert (report.lost, report.duplicated, report.holes, report.unexpected) == (0, 0, 0, 0), report
+
+
+async def killed_and_restarted(scenario: Scenario, child: Child, after: float, down: float) -> None:
+    await asyncio.sleep(after)
+    await child.kill9()
+    scenario.note(f"kill -9 {child.name} (pid {child.proc.pid if child.proc else '?'})")
+    await asyncio.sleep(down)
+    took = await child.start()
+    scenario.note(f"{child.name} restarted; ready after {took:.1f} s")

@@ -13,11 +13,15 @@ import asyncio
 
 import pytest
 
-from tests.fault.checker import Report
 from tests.fault.cluster import own_rabbitmq, own_redis
 from tests.fault.conftest import record
-from tests.fault.procs import Child
-from tests.fault.scenario import Scenario, Traffic, stream_seconds
+from tests.fault.scenario import (
+    Scenario,
+    Traffic,
+    assert_clean,
+    killed_and_restarted,
+    stream_seconds,
+)
 
 pytestmark = [
     pytest.mark.fault,
@@ -31,26 +35,6 @@ ARCHIVER_DOWN_SECONDS = 10.0
 FAULT_RATE = 100.0
 """Messages per second while a fault is injected (the steady test runs at 200/s): the
 archiver must also catch up with what piled up during the fault, within the time box."""
-
-
-def assert_clean(report: Report) -> None:
-    """Nothing acked is lost or repeated, seq has no holes, nothing foreign shows up."""
-    record(report)
-    assert not report.notes["client_failures"], "a test client broke; the run proves nothing"
-    assert not report.notes["stream_timed_out"], "the stream did not finish in time"
-    assert report.sent > 0 and report.accepted == report.sent, report
-    assert report.archived == report.sent, report
-    assert report.delivered == report.expected_deliveries, report
-    assert (report.lost, report.duplicated, report.holes, report.unexpected) == (0, 0, 0, 0), report
-
-
-async def killed_and_restarted(scenario: Scenario, child: Child, after: float, down: float) -> None:
-    await asyncio.sleep(after)
-    await child.kill9()
-    scenario.note(f"kill -9 {child.name} (pid {child.proc.pid if child.proc else '?'})")
-    await asyncio.sleep(down)
-    took = await child.start()
-    scenario.note(f"{child.name} restarted; ready after {took:.1f} s")
 
 
 async def test_steady_load(make_cluster):
