@@ -6,6 +6,8 @@ crash), else store it as ``seq = latest_seq(room) + 1``, ring the partition's co
 (``committed.{p}``, see ``commit_channel``), and only then ack. Each partition queue has a
 single active consumer, so the archiver holding it is the only writer of its rooms: the seq
 needs no counter, and a crash between choosing a seq and storing the message leaves no hole.
+What the consumer already received is handled as one batch (``handle_batch``): one lookup,
+one write, then every ring, then every ack; the same order of steps, paid once per batch.
 The unique ``(room, seq)`` index catches a second writer anyway (a consumer that lost the
 broker but not the database): the insert fails, the cached seq is dropped, and the retry
 reads the record again.
