@@ -6,6 +6,8 @@ crash), else store it as ``seq = latest_seq(room) + 1``, ring the partition's co
 (``committed.{p}``, see ``commit_channel``), and only then ack. Each partition queue has a
 single active consumer, so the archiver holding it is the only writer of its rooms: the seq
 needs no counter, and a crash between choosing a seq and storing the message leaves no hole.
+What the consumer already received is handled as one batch (``handle_batch``): one lookup,
+one write, then every ring, then every ack; the same order of steps, paid once per batch.
 The unique ``(room, seq)`` index catches a second writer anyway (a consumer that lost the
 broker but not the database): the insert fails, the cached seq is dropped, and the retry
 reads the record again.
@@ -102,6 +104,8 @@ class Archiver:
         self._ring_attempts = ring_attempts
         self._last_seq: OrderedDict[str, int] = OrderedDict()
         self.counters = ArchiverCounters()
+        self.batches = 0
+        """Batches archived with one write (``handle_batch``)."""
         self.events = events
         """Where ``archive`` and ``dead-letter`` records go (None: nowhere, e.g. tests)."""
         self.lag = Lag()
@@ -129,7 +133,8 @@ class Archiver:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def consume(self, partition: int) -> None:
-        """Archive one partition's deliveries, one at a time, until the queue adapter closes."""
+        """Archive one partition's deliveries until the queue adapter closes: one at a time,
+        or everything already received together (``handle_batch``)."""
         name = partition_queue(partition, self.namespace)
         delay = self._retry_delay
         while True:
@@ -137,7 +142,11 @@ class Archiver:
                 deliveries = self._queue.consume(name, prefetch=self._prefetch)
                 async with contextlib.aclosing(deliveries):
                     async for delivery in deliveries:
-                        await self.handle(delivery)
+                        batch = [delivery, *deliveries.ready(self._prefetch - 1)]
+                        if len(batch) == 1:
+                            await self.handle(delivery)
+                        else:
+                            await self.handle_batch(batch)
                         delay = self._retry_delay
                 return  # the adapter closed
             except QueueUnavailable as exc:
@@ -154,14 +163,88 @@ class Archiver:
 
     async def handle(self, delivery: Delivery) -> None:
         """Archive one delivery, then settle it (ack, or dead-letter a poison message)."""
+        envelope = await self._decode(delivery)
+        if envelope is not None:
+            await self._archive(delivery, envelope)
+
+    async def handle_batch(self, deliveries: list[Delivery]) -> None:
+        """Archive ``deliveries`` (one partition's, in queue order) with one lookup and one
+        write, then ring each, then ack each. Any trouble (a resend clash, a store error)
+        and the batch is archived one message at a time instead, which absorbs whatever of
+        it was written."""
+        decoded = [
+            (delivery, envelope)
+            for delivery in deliveries
+            if (envelope := await self._decode(delivery)) is not None
+        ]
+        for delivery, envelope in decoded:
+            self.lag.begin(id(delivery), envelope.ts.timestamp())
+        try:
+            stored = await self._commit_batch([envelope for _, envelope in decoded])
+        except Exception as exc:
+            # No traceback: an exception's text could quote ciphertext.
+            log.warning("batch not archived; one at a time", extra={"error": type(exc).__name__})
+            self.counters.retries += 1
+            stored = None
+        finally:
+            for delivery, _ in decoded:
+                self.lag.end(id(delivery))
+        if stored is None:
+            for envelope in {envelope.room: envelope for _, envelope in decoded}.values():
+                self._last_seq.pop(envelope.room, None)  # re-read the record
+            for delivery, envelope in decoded:
+                await self._archive(delivery, envelope)
+            return
+        self.batches += 1
+        for message in stored:
+            await self._ring(message)
+        await asyncio.gather(*(delivery.ack() for delivery, _ in decoded))
+
+    async def _commit_batch(self, envelopes: list[Envelope]) -> list[StoredMessage] | None:
+        """Store ``envelopes`` in one write; per envelope, the stored message to ring (a
+        resend gets the one already stored). None when the batch needs the one-by-one path:
+        a msg_id used by another room or sender, or a clash during the write."""
+        existing = await self._documents.find_messages([e.msg_id for e in envelopes])
+        rooms = {e.room for e in envelopes}
+        next_seq = {room: self._last_seq[room] for room in rooms if room in self._last_seq}
+        next_seq.update(await self._documents.latest_seq(sorted(rooms - next_seq.keys())))
+        fresh: list[StoredMessage] = []
+        stored: list[StoredMessage] = []
+        for envelope in envelopes:
+            message = existing.get(envelope.msg_id)
+            if message is None:
+                next_seq[envelope.room] += 1
+                message = _stored(envelope, next_seq[envelope.room])
+                existing[envelope.msg_id] = message
+                fresh.append(message)
+            elif (message.room, message.sender) != (envelope.room, envelope.sender):
+                return None
+            stored.append(message)
+        if not await self._documents.insert_messages(fresh):
+            return None
+        for message in fresh:
+            self._remember(message.room, message.seq)
+            self.counters.archived += 1
+            self.latency.observe(max(0.0, time.time() - message.ts.timestamp()))
+            self._emit(
+                "archive", message.sender, room=message.room, seq=message.seq, msg_id=message.msg_id
+            )
+        self.counters.duplicates += len(stored) - len(fresh)
+        return stored
+
+    async def _decode(self, delivery: Delivery) -> Envelope | None:
+        """The delivery's envelope; None once a malformed one is dead-lettered."""
         try:
             envelope = Envelope.decode(delivery.body)
         except MalformedEnvelope as exc:
             await self._dead_letter(delivery, str(exc))
-            return
+            return None
         if delivery.redelivered:
             # A consumer before us may have written this room since we cached its seq.
             self._last_seq.pop(envelope.room, None)
+        return envelope
+
+    async def _archive(self, delivery: Delivery, envelope: Envelope) -> None:
         self.lag.begin(id(delivery), envelope.ts.timestamp())
         try:
             stored = await self._commit_retrying(envelope)
@@ -178,17 +261,7 @@ class Archiver:
         existing = await self._documents.find_message(envelope.msg_id)
         if existing is None:
             seq = await self._next_seq(envelope.room)
-            message = StoredMessage(
-                room=envelope.room,
-                seq=seq,
-                msg_id=envelope.msg_id,
-                sender=envelope.sender,
-                device=envelope.device,
-                ts=envelope.ts,
-                ciphertext=envelope.ciphertext,
-                kind=envelope.kind,
-                expires_at=envelope.expires_at,
-            )
+            message = _stored(envelope, seq)
             if await self._documents.insert_message(message):
                 self._remember(envelope.room, seq)
                 self.counters.archived += 1
@@ -279,3 +352,17 @@ class Archiver:
         )
         self._emit("dead-letter", "archiver", msg_id=msg_id or delivery.message_id, reason=reason)
         await delivery.nack(requeue=False)
+
+
+def _stored(envelope: Envelope, seq: int) -> StoredMessage:
+    return StoredMessage(
+        room=envelope.room,
+        seq=seq,
+        msg_id=envelope.msg_id,
+        sender=envelope.sender,
+        device=envelope.device,
+        ts=envelope.ts,
+        ciphertext=envelope.ciphertext,
+        kind=envelope.kind,
+        expires_at=envelope.expires_at,
+    )

@@ -12,10 +12,11 @@ from prometheus_client import Histogram
 
 from backend import __version__
 from backend.chat import views
+from backend.chat.fanout import TO_DEVICE_CHANNEL, Fanout
 from backend.chat.gateway import views as gateway_views
 from backend.chat.gateway.registry import PresenceHook, Registry
 from backend.chat.history import History, commit_channels
-from backend.chat.messaging import TO_DEVICE_CHANNEL, Fanout, pending_on_connect
+from backend.chat.messaging import pending_on_connect
 from backend.chat.pipeline import Intake
 from backend.chat.room_purge import purge_room
 from backend.chat.social import SocialService

@@ -9,31 +9,27 @@ is never the record: a ``Resync`` from it tells every client to fill gaps from h
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from backend.chat.fanout import TO_DEVICE_CHANNEL
 from backend.chat.gateway.auth_phase import device_registered
 from backend.chat.gateway.commands import Reply, command
 from backend.chat.history import message_wire
 from backend.chat.read_markers import ReadMarkers
 from backend.chat.social import SocialService
-from backend.common.auth_guard import SESSION_ENDED_CHANNEL
 from backend.common.errors import ApiError
 from backend.protocol.codec import encode
 from backend.protocol.errors import ErrorCode
 from backend.protocol.frames import (
     MAX_SAFE_INT,
     AckToDevice,
-    Message,
     Read,
     ReadEvent,
-    Resync,
     Send,
     SendToDevice,
     Sync,
@@ -46,14 +42,9 @@ from backend.protocol.frames import (
 )
 from backend.stores.documents.port import DocumentStore
 from backend.stores.documents.port import ToDevice as StoredToDevice
-from backend.stores.ephemeral.port import Doorbell, Ring
-from backend.stores.ephemeral.port import Resync as DoorbellResync
 
 if TYPE_CHECKING:
-    from prometheus_client import Histogram
-
     from backend.chat.gateway.connection import Connection
-    from backend.chat.gateway.registry import Registry
 
 log = logging.getLogger("sealchat.messaging")
 
@@ -61,7 +52,7 @@ log = logging.getLogger("sealchat.messaging")
 async def _require_member(social: SocialService, room: str, user: str) -> None:
     if not await social.is_member(room, user):
         # The same answer whether the room exists or not.
-        raise ApiError(ErrorCode.NOT_MEMBER, "no such room among yours")
+        raise ApiError(ErrorCode.NOT_FOUND, "no such room among yours")
 
 
 @command(Send)
@@ -139,8 +130,6 @@ async def read(conn: Connection, frame: Read) -> Reply:
     return {"room": frame.room, "seq": await markers.marker(frame.room, user)}
 
 
-#: Doorbell channel for "a to-device message is queued": the node holding the device pushes it.
-TO_DEVICE_CHANNEL = "to_device"
 PENDING_ON_CONNECT = 100
 
 
@@ -214,123 +203,3 @@ def pending_on_connect(documents: DocumentStore) -> Callable[[Connection], Await
             conn.enqueue(encode(to_device_frame(message)))
 
     return hook
-
-
-RECOVERY_FIRST_DELAY = 0.2
-RECOVERY_MAX_DELAY = 5.0
-"""Pauses between retries of a ring that could not be pushed (doubling up to this)."""
-PUSH_FAILED_REASON = "live delivery failed: a store was unreachable"
-
-
-class Fanout:
-    """Pushes every committed message rung on the doorbell to its room's members here."""
-
-    def __init__(
-        self, doorbell: Doorbell, channels: list[str], social: SocialService, gateway: Registry
-    ) -> None:
-        self._doorbell = doorbell
-        self._channels = channels
-        self._social = social
-        self._gateway = gateway
-        self.delivered = 0
-        self.resyncs = 0
-        self.push_failures = 0
-        """Rings that could not be pushed when they came (their members could not be read)."""
-        self._recovery: asyncio.Task[None] | None = None
-        self.latency: Histogram | None = None
-        """When set, observes intake timestamp -> push on this node for every message."""
-
-    async def _run(self) -> None:
-        async for item in self._doorbell.subscribe(*self._channels):
-            if isinstance(item, DoorbellResync):
-                self.resyncs += 1
-                # Rings may have been missed: every client here fills its gaps from history.
-                self._gateway.push_all(Resync(reason=item.reason))
-                continue
-            try:
-                await self._dispatch(item)
-            except Exception as exc:
-                # A ring that cannot be pushed now (the members cannot be read: MariaDB is
-                # down) must not end the loop: that would stop every push of this node until
-                # a restart while its health stayed green. The ring is retried in the
-                # background; when it gets through, every client here is told to resync.
-                self.push_failures += 1
-                log.warning(
-                    "could not push a committed message; retrying",
-                    extra={"channel": item.channel, "error": type(exc).__name__},
-                )
-                if self._recovery is None or self._recovery.done():
-                    self._recovery = asyncio.create_task(
-                        self._recover(item), name="chat-fanout-recovery"
-                    )
-
-    async def _dispatch(self, item: Ring) -> None:
-        if item.channel == SESSION_ENDED_CHANNEL:
-            await self._gateway.close_session(item.payload.decode(errors="replace"))
-        elif item.channel == TO_DEVICE_CHANNEL:
-            self._deliver_to_device(item)
-        else:
-            await self._deliver(item)
-
-    async def _recover(self, item: Ring) -> None:
-        """Retry ``item`` until it gets through, then tell every client here to resync: the
-        rings that failed meanwhile were not pushed, and history has them all."""
-        delay = RECOVERY_FIRST_DELAY
-        while True:
-            await asyncio.sleep(delay)
-            try:
-                await self._dispatch(item)
-            except Exception as exc:
-                log.warning(
-                    "pushing still fails; retrying",
-                    extra={"channel": item.channel, "error": type(exc).__name__},
-                )
-                delay = min(delay * 2, RECOVERY_MAX_DELAY)
-                continue
-            self.resyncs += 1
-            self._gateway.push_all(Resync(reason=PUSH_FAILED_REASON))
-            log.info("pushing works again; clients told to resync")
-            return
-
-    async def _deliver(self, ring: Ring) -> None:
-        try:
-            data = json.loads(ring.payload)
-            room = data["room"]
-            text = encode_message(data)
-        except (ValueError, KeyError, TypeError):
-            log.error("malformed doorbell ring ignored", extra={"channel": ring.channel})
-            return
-        # Members are read at push time, so a member removed before the commit gets nothing.
-        self.delivered += self._gateway.push_text(await self._social.members(room), text)
-        if self.latency is not None:
-            with contextlib.suppress(KeyError, TypeError, ValueError):
-                ts = datetime.fromisoformat(str(data["ts"]).replace("Z", "+00:00"))
-                self.latency.observe(max(0.0, time.time() - ts.timestamp()))
-
-    def _deliver_to_device(self, ring: Ring) -> None:
-        try:
-            data = json.loads(ring.payload)
-            frame = ToDevice.model_validate(data["frame"])
-            self._gateway.push_to_device(data["user"], data["device"], frame)
-        except (ValueError, KeyError, TypeError):
-            log.error("malformed to-device ring ignored")
-
-    @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[Fanout]:
-        task = asyncio.create_task(self._run(), name="chat-fanout")
-        try:
-            yield self
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            if self._recovery is not None:
-                self._recovery.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._recovery
-
-
-def encode_message(ring: dict[str, object]) -> str:
-    """The ``message`` frame for a committed ring, encoded once for every recipient."""
-    fields = {k: v for k, v in ring.items() if k != "type"}
-    return encode(Message.model_validate(fields))

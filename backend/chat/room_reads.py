@@ -6,6 +6,8 @@ ids cannot be probed. ``RoomService`` (rooms.py) adds the changes on top.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from backend.chat import schemas
 from backend.chat.read_markers import ReadMarkers
 from backend.chat.room_store import Member, Room, RoomStore
@@ -38,6 +40,9 @@ class RoomReads:
 
     async def members(self, room_id: str) -> list[str]:
         return ids(await self.store.members(room_id))
+
+    async def members_of_rooms(self, room_ids: Collection[str]) -> dict[str, list[str]]:
+        return await self.store.members_of_rooms(room_ids)
 
     async def rooms_of(self, user_id: str) -> list[str]:
         return await self.store.room_ids_of(user_id)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -264,6 +264,22 @@ class RoomStore:
     async def members(self, room_id: str) -> list[Member]:
         async with self._engine.connect() as conn:
             return await _members(conn, room_id)
+
+    async def members_of_rooms(self, room_ids: Collection[str]) -> dict[str, list[str]]:
+        """The member ids of each of ``room_ids`` in one query (a room without members, or
+        unknown, maps to an empty list), each room's members in ``members`` order."""
+        found: dict[str, list[str]] = {room_id: [] for room_id in room_ids}
+        if not found:
+            return found
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                select(room_members.c.room_id, room_members.c.user_id)
+                .where(room_members.c.room_id.in_(list(found)))
+                .order_by(room_members.c.joined_at, room_members.c.user_id)
+            )
+            for room_id, user_id in rows:
+                found[room_id].append(user_id)
+        return found
 
     async def invitees(self, room_id: str) -> list[str]:
         async with self._engine.connect() as conn:

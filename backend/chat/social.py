@@ -7,7 +7,7 @@ push function in with ``set_notifier``. No HTTP here: the views live in ``social
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -55,6 +55,10 @@ class SocialService:
     async def members(self, room_id: str) -> list[str]:
         """Everyone in the room now (empty for an unknown or deleted room)."""
         return await self.rooms.members(room_id)
+
+    async def members_of_rooms(self, room_ids: Collection[str]) -> dict[str, list[str]]:
+        """``members`` of many rooms in one read (the fan-out of a batch of rings)."""
+        return await self.rooms.members_of_rooms(room_ids)
 
     async def rooms_of(self, user_id: str) -> list[str]:
         """The ids of every room the user is in (what a socket subscribes to on connect)."""

@@ -2,7 +2,9 @@
 
 ``emit`` never blocks and never fails a user action: records go to a bounded buffer that a
 background task drains into the durable queue. When the buffer is full the record is
-dropped and counted, so a dead log path costs log lines, never logins.
+dropped and counted, so a dead log path costs log lines, never logins. Records go out in
+emission order; after an outage the refused ones are published again, possibly behind
+others (each record carries its own ``datetime``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ EVENTS_QUEUE = QueueSpec(
     max_deliveries=5,
     max_length=1_000_000,
 )
+IN_FLIGHT = 64
+"""Records published at once, awaiting their confirms together."""
 
 
 def event_record(
@@ -69,24 +73,42 @@ class EventPublisher:
         return self._buffer.qsize()
 
     async def _drain(self) -> None:
+        """Publish what waits, up to ``IN_FLIGHT`` records at once (the broker confirms them
+        together; the embedded queue commits them together); retry the refused ones."""
         backoff = 0.2
         while True:
-            record = await self._buffer.get()
-            while True:
-                try:
-                    await self._queue.publish(
-                        EVENTS_QUEUE.name,
-                        json.dumps(record, separators=(",", ":")).encode(),
-                        message_id=record["event_id"],
+            pending = [await self._buffer.get()]
+            while len(pending) < IN_FLIGHT and not self._buffer.empty():
+                pending.append(self._buffer.get_nowait())
+            while pending:
+                results = await asyncio.gather(
+                    *(self._publish(record) for record in pending), return_exceptions=True
+                )
+                refused = []
+                for record, result in zip(pending, results, strict=True):
+                    if isinstance(result, QueueUnavailable):
+                        refused.append(record)
+                    elif isinstance(result, BaseException):
+                        raise result
+                    else:
+                        self.published += 1
+                        self._buffer.task_done()
+                pending = refused
+                if refused:
+                    log.warning(
+                        "event queue unavailable, retrying", extra={"records": len(refused)}
                     )
-                    self.published += 1
-                    self._buffer.task_done()
-                    backoff = 0.2
-                    break
-                except QueueUnavailable as exc:
-                    log.warning("event queue unavailable, retrying", extra={"error": str(exc)})
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 10.0)
+                else:
+                    backoff = 0.2
+
+    async def _publish(self, record: dict[str, Any]) -> None:
+        await self._queue.publish(
+            EVENTS_QUEUE.name,
+            json.dumps(record, separators=(",", ":")).encode(),
+            message_id=record["event_id"],
+        )
 
     async def flush(self) -> None:
         """Wait until every buffered record is published (shutdown, tests); callers bound it."""

@@ -10,9 +10,9 @@ from typing import Any
 
 import sqlalchemy.exc as sa_exc
 
-from backend.chat import messaging
+from backend.chat import fanout as fanout_module
+from backend.chat.fanout import Fanout
 from backend.chat.history import commit_channel, committed_ring
-from backend.chat.messaging import Fanout
 from backend.protocol.frames import Frame
 from backend.stores.documents.port import StoredMessage
 from backend.stores.ephemeral.memory import MemoryDoorbell
@@ -28,11 +28,11 @@ class RoomsWithOutage:
         self.down = False
         self.reads = 0
 
-    async def members(self, room: str) -> list[str]:
+    async def members_of_rooms(self, rooms: set[str]) -> dict[str, list[str]]:
         self.reads += 1
         if self.down:
             raise sa_exc.OperationalError("SELECT", {}, ConnectionRefusedError(111, "refused"))
-        return ["alice", "bob"]
+        return {room: ["alice", "bob"] for room in rooms}
 
 
 class Pushes:
@@ -75,7 +75,7 @@ async def until(condition: Any, within: float = 10.0, step: float = 0.01) -> Non
 
 
 async def test_a_store_outage_does_not_end_the_fanout_and_ends_in_a_resync(monkeypatch):
-    monkeypatch.setattr(messaging, "RECOVERY_FIRST_DELAY", 0.05)
+    monkeypatch.setattr(fanout_module, "RECOVERY_FIRST_DELAY", 0.05)
     doorbell = MemoryDoorbell()
     rooms, pushes = RoomsWithOutage(), Pushes()
     fanout = Fanout(doorbell, [CHANNEL], rooms, pushes)  # type: ignore[arg-type]
@@ -95,7 +95,9 @@ async def test_a_store_outage_does_not_end_the_fanout_and_ends_in_a_resync(monke
 
         rooms.down = False
         await until(lambda: bool(pushes.to_all))
-        assert [f.model_dump()["reason"] for f in pushes.to_all] == [messaging.PUSH_FAILED_REASON]
+        assert [f.model_dump()["reason"] for f in pushes.to_all] == [
+            fanout_module.PUSH_FAILED_REASON
+        ]
         await doorbell.ring(CHANNEL, ring(4))  # and live pushes flow again
         await until(lambda: any(f"{4:032x}" in t for t in pushes.texts))
     await doorbell.close()

@@ -12,7 +12,7 @@ from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import DuplicateKeyError, OperationFailure
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 from pymongo.write_concern import WriteConcern
 
 from backend.stores.documents.port import (
@@ -33,6 +33,7 @@ _DURABLE = WriteConcern(w="majority", j=True)
 # createIndexes answers with one of these when the TTL of an existing index differs
 # (mongod: IndexOptionsConflict; some compatible servers: IndexKeySpecsConflict).
 _INDEX_CONFLICT_CODES = frozenset({85, 86})
+_DUPLICATE_KEY = 11000
 _MESSAGE_FIELDS = ("room", "seq", "msg_id", "sender", "device", "ts", "ciphertext", "kind")
 _TO_DEVICE_FIELDS = (
     "id",
@@ -132,6 +133,31 @@ class MongoDocumentStore(DocumentStore):
         except DuplicateKeyError:
             # Only a msg_id clash is a dedupe; a (room, seq) clash is a bug and must surface.
             if await self._messages.find_one({"msg_id": message.msg_id}, {"_id": 1}) is None:
+                raise
+            return False
+        return True
+
+    async def find_messages(self, msg_ids: Sequence[str]) -> dict[str, StoredMessage]:
+        if not msg_ids:
+            return {}
+        docs = await self._messages.find({"msg_id": {"$in": list(msg_ids)}}).to_list()
+        return {doc["msg_id"]: _message(doc) for doc in docs}
+
+    async def insert_messages(self, batch: Sequence[StoredMessage]) -> bool:
+        if not batch:
+            return True
+        try:
+            # Ordered: a clash stops the batch there, so what was written is a prefix.
+            await self._messages.insert_many([_message_doc(m) for m in batch], ordered=True)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors") or [{}]
+            first = errors[0]
+            index = first.get("index")
+            if first.get("code") != _DUPLICATE_KEY or not isinstance(index, int):
+                raise
+            # Only a msg_id clash is a dedupe; a (room, seq) clash is a bug and must surface.
+            clash = batch[index].msg_id
+            if await self._messages.find_one({"msg_id": clash}, {"_id": 1}) is None:
                 raise
             return False
         return True

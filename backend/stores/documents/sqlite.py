@@ -154,14 +154,33 @@ class SqliteDocumentStore(DocumentStore):
             return int((await conn.execute(stmt)).scalar_one())
 
     async def insert_message(self, message: StoredMessage) -> bool:
-        values = _values(message, _MESSAGE_NAMES)
-        values["ts"] = utc_millis(message.ts)
-        if message.expires_at is not None:
-            values["expires_at"] = utc_millis(message.expires_at)
+        values = _message_values(message)
         # Only a msg_id clash is ignored; a (room, seq) clash still raises IntegrityError.
         stmt = insert(messages).values(values).on_conflict_do_nothing(index_elements=["msg_id"])
         async with self._engine.begin() as conn:
             return (await conn.execute(stmt)).rowcount == 1
+
+    async def find_messages(self, msg_ids: Sequence[str]) -> dict[str, StoredMessage]:
+        if not msg_ids:
+            return {}
+        stmt = select(*_MESSAGE_COLUMNS).where(messages.c.msg_id.in_(list(msg_ids)))
+        return {row["msg_id"]: StoredMessage(**row) for row in await self._read(stmt)}
+
+    async def insert_messages(self, batch: Sequence[StoredMessage]) -> bool:
+        if not batch:
+            return True
+        # One transaction, one fsync; all or nothing (a msg_id clash rolls the batch back).
+        rows = [_message_values(m) for m in batch]
+        stmt = insert(messages).on_conflict_do_nothing(index_elements=["msg_id"])
+        async with self._engine.connect() as conn:
+            async with conn.begin() as tx:
+                written = 0
+                for row in rows:
+                    written += (await conn.execute(stmt.values(row))).rowcount
+                if written == len(rows):
+                    return True
+                await tx.rollback()
+        return False
 
     async def messages_after(self, room: str, after: int, limit: int) -> list[StoredMessage]:
         if limit < 1:
@@ -297,3 +316,11 @@ class SqliteDocumentStore(DocumentStore):
 
 def _values(record: object, names: Sequence[str]) -> dict[str, Any]:
     return {name: getattr(record, name) for name in names}
+
+
+def _message_values(message: StoredMessage) -> dict[str, Any]:
+    values = _values(message, _MESSAGE_NAMES)
+    values["ts"] = utc_millis(message.ts)
+    if message.expires_at is not None:
+        values["expires_at"] = utc_millis(message.expires_at)
+    return values

@@ -45,6 +45,16 @@ class Inbox:
         if not self._queue.full():
             self._queue.put_nowait(None)
 
+    def take(self, limit: int) -> list[Ring | Resync]:
+        """Up to ``limit`` items already waiting, in order, without waiting for more."""
+        taken: list[Ring | Resync] = []
+        while len(taken) < limit and not self._queue.empty():
+            item = self._queue.get_nowait()
+            if item is None:  # the end marker: get() still answers None, as _ended is set
+                break
+            taken.append(item)
+        return taken
+
     async def get(self) -> Ring | Resync | None:
         """The next item, waiting for one; ``None`` when the inbox has ended."""
         if self._ended and self._queue.empty():

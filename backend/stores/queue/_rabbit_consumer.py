@@ -97,6 +97,20 @@ class RabbitSubscription(Subscription):
             if isinstance(item, Delivery):
                 return item
 
+    def ready(self, limit: int) -> list[Delivery]:
+        if self._closed:
+            return []
+        taken: list[Delivery] = []
+        while len(taken) < limit and not self._inbox.empty():
+            item = self._inbox.get_nowait()
+            if not isinstance(item, Delivery):
+                # The channel is gone (_LOST is last: the inbox was emptied before it);
+                # leave it for __anext__, which re-attaches.
+                self._inbox.put_nowait(item)
+                break
+            taken.append(item)
+        return taken
+
     async def aclose(self) -> None:
         """Cancel the consumer; deliveries not yet acked go back to the queue."""
         if self._closed:

@@ -115,6 +115,12 @@ class SqliteSubscription(Subscription):
                     await self._wakeup.wait()
         raise StopAsyncIteration
 
+    def ready(self, limit: int) -> list[Delivery]:
+        if self._closed:
+            return []
+        count = min(limit, len(self._buffer))
+        return [self._buffer.popleft() for _ in range(count)]
+
     async def settle(self, message: int, outcome: Outcome) -> None:
         if self._closed:
             return  # closing already made the message ready again

@@ -74,6 +74,11 @@ class Subscription(AsyncIterator[Delivery], abc.ABC):
     @abc.abstractmethod
     async def aclose(self) -> None: ...
 
+    def ready(self, limit: int) -> list[Delivery]:
+        """Up to ``limit`` more deliveries already received, in order, without waiting (what
+        a consumer may handle together with the one it just got). None by default."""
+        return []
+
 
 class DurableQueue(abc.ABC):
     """A durable, at-least-once queue."""

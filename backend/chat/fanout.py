@@ -1,0 +1,207 @@
+"""The fan-out: push every committed message rung on the doorbell to its room's members here.
+
+Rings are handled in batches: a pump moves them from the doorbell subscription into a local
+bounded inbox as they arrive; the pusher takes everything waiting there (up to ``batch``),
+reads the members of all the batch's rooms in one query, then pushes in ring order, each
+message encoded once for all its recipients. The members are still read at push time, after
+the commit of every message in the batch (a ring is sent only after its commit), so a member
+removed before a message's commit gets nothing ("Membership at push time",
+docs/protocol.md). Under load batches grow, and the cost per message of the member lookup
+shrinks instead of the backlog overflowing into a resync.
+
+The doorbell is not the record: when the local inbox overflows, every client here is told to
+``resync`` and fills its gaps from history. When the members cannot be read (MariaDB down),
+the batch is not pushed; the lookup is retried in the background with backoff, and once it
+works again every client here is told to resync (a resync during the outage would only send
+every client to a history that fails the same way). The fan-out itself never stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, TypeGuard
+
+from backend.chat.social import SocialService
+from backend.common.auth_guard import SESSION_ENDED_CHANNEL
+from backend.protocol.codec import encode
+from backend.protocol.frames import Message, Resync, ToDevice
+from backend.stores.ephemeral.inbox import Inbox
+from backend.stores.ephemeral.port import Doorbell, Ring
+from backend.stores.ephemeral.port import Resync as DoorbellResync
+
+if TYPE_CHECKING:
+    from prometheus_client import Histogram
+
+    from backend.chat.gateway.registry import Registry
+
+log = logging.getLogger("sealchat.fanout")
+
+#: Doorbell channel for "a to-device message is queued": the node holding the device pushes it.
+TO_DEVICE_CHANNEL = "to_device"
+BATCH = 512
+"""Rings handled per member lookup at most."""
+BACKLOG = 1000
+"""Rings waiting here at most; past that the backlog is traded for a resync of every client."""
+RECOVERY_FIRST_DELAY = 0.2
+RECOVERY_MAX_DELAY = 5.0
+"""Pauses between retries of a member lookup that failed (doubling up to this)."""
+PUSH_FAILED_REASON = "live delivery failed: a store was unreachable"
+
+
+@dataclass(frozen=True, slots=True)
+class _Committed:
+    """A parsed commit ring: its room, its frame encoded once, and the intake timestamp."""
+
+    room: str
+    text: str
+    ts: object
+
+
+class Fanout:
+    """Pushes every committed message rung on the doorbell to its room's members here."""
+
+    def __init__(
+        self,
+        doorbell: Doorbell,
+        channels: list[str],
+        social: SocialService,
+        gateway: Registry,
+        *,
+        batch: int = BATCH,
+        backlog: int = BACKLOG,
+    ) -> None:
+        if batch < 1:
+            raise ValueError("a batch holds at least one ring")
+        self._doorbell = doorbell
+        self._channels = channels
+        self._social = social
+        self._gateway = gateway
+        self._batch = batch
+        self._backlog = backlog
+        self.delivered = 0
+        self.resyncs = 0
+        self.batches = 0
+        self.push_failures = 0
+        """Messages not pushed live because their members could not be read."""
+        self._recovery: asyncio.Task[None] | None = None
+        self.latency: Histogram | None = None
+        """When set, observes intake timestamp -> push on this node for every message."""
+
+    async def _pump(self, inbox: Inbox) -> None:
+        try:
+            async for item in self._doorbell.subscribe(*self._channels):
+                inbox.put(item)
+        finally:
+            inbox.end()
+
+    async def _run(self) -> None:
+        inbox = Inbox(self._backlog)
+        pump = asyncio.create_task(self._pump(inbox), name="chat-fanout-pump")
+        try:
+            while (first := await inbox.get()) is not None:
+                await self._handle([first, *inbox.take(self._batch - 1)])
+        finally:
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pump
+
+    async def _handle(self, batch: list[Ring | DoorbellResync]) -> None:
+        """Handle ``batch`` in order, with one member lookup for all its messages."""
+        self.batches += 1
+        committed = {id(item): _parse(item) for item in batch if _is_commit(item)}
+        rooms = {c.room for c in committed.values() if c is not None}
+        members: dict[str, list[str]] = {}
+        if rooms:
+            try:
+                members = await self._social.members_of_rooms(rooms)
+            except Exception as exc:
+                # No traceback: a database error's text can quote the statement's parameters.
+                log.warning(
+                    "cannot read room members; retrying, then clients resync",
+                    extra={"error": type(exc).__name__},
+                )
+                self.push_failures += sum(1 for c in committed.values() if c is not None)
+                self._recover_later(rooms)
+                committed = {}
+        for item in batch:
+            if isinstance(item, DoorbellResync):
+                # Rings may have been missed: every client here fills its gaps from history.
+                self._resync(item.reason)
+            elif item.channel == SESSION_ENDED_CHANNEL:
+                await self._gateway.close_session(item.payload.decode(errors="replace"))
+            elif item.channel == TO_DEVICE_CHANNEL:
+                self._deliver_to_device(item)
+            elif (message := committed.get(id(item))) is not None:
+                self._push(message, members.get(message.room, []))
+
+    def _recover_later(self, rooms: set[str]) -> None:
+        if self._recovery is None or self._recovery.done():
+            self._recovery = asyncio.create_task(self._recover(rooms), name="chat-fanout-recovery")
+
+    async def _recover(self, rooms: set[str]) -> None:
+        """Retry the member lookup until it works, then tell every client here to resync:
+        what failed meanwhile was not pushed, and history has it all."""
+        delay = RECOVERY_FIRST_DELAY
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await self._social.members_of_rooms(rooms)
+            except Exception as exc:
+                log.warning("room members still unreadable", extra={"error": type(exc).__name__})
+                delay = min(delay * 2, RECOVERY_MAX_DELAY)
+                continue
+            self._resync(PUSH_FAILED_REASON)
+            log.info("room members readable again; clients told to resync")
+            return
+
+    def _resync(self, reason: str) -> None:
+        self.resyncs += 1
+        self._gateway.push_all(Resync(reason=reason))
+
+    def _push(self, message: _Committed, members: list[str]) -> None:
+        self.delivered += self._gateway.push_text(members, message.text)
+        if self.latency is not None:
+            with contextlib.suppress(KeyError, TypeError, ValueError):
+                ts = datetime.fromisoformat(str(message.ts).replace("Z", "+00:00"))
+                self.latency.observe(max(0.0, time.time() - ts.timestamp()))
+
+    def _deliver_to_device(self, ring: Ring) -> None:
+        try:
+            data = json.loads(ring.payload)
+            frame = ToDevice.model_validate(data["frame"])
+            self._gateway.push_to_device(data["user"], data["device"], frame)
+        except (ValueError, KeyError, TypeError):
+            log.error("malformed to-device ring ignored")
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[Fanout]:
+        task = asyncio.create_task(self._run(), name="chat-fanout")
+        try:
+            yield self
+        finally:
+            for running in (task, self._recovery):
+                if running is not None:
+                    running.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await running
+
+
+def _is_commit(item: Ring | DoorbellResync) -> TypeGuard[Ring]:
+    return isinstance(item, Ring) and item.channel not in (SESSION_ENDED_CHANNEL, TO_DEVICE_CHANNEL)
+
+
+def _parse(ring: Ring) -> _Committed | None:
+    try:
+        data = json.loads(ring.payload)
+        message = Message.model_validate({k: v for k, v in data.items() if k != "type"})
+        return _Committed(room=message.room, text=encode(message), ts=data.get("ts"))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        log.error("malformed doorbell ring ignored", extra={"channel": ring.channel})
+        return None
