@@ -108,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command is None:  # no sub-command: the interactive Textual client
+        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+            # Without a terminal it would wait for keys forever (scripts, CI, a pipe).
+            parser.error("the interactive client needs a terminal; in scripts give a COMMAND")
         from tui.tui_main import run as run_tui
 
         return run_tui(args)
