@@ -13,12 +13,14 @@ GRAFANA_VALIDATE := monitoring/grafana/validate
 GSTAMP := $(GRAFANA_VALIDATE)/node_modules/.installed
 FUZZ_SECONDS ?= 300
 
-.PHONY: install run chat test lint lock clean help ansible-venv lint-ansible \
+.PHONY: install run chat server test lint lock clean help ansible-venv lint-ansible \
 	fault-test security-test fuzz bench bench-smoke lab-test
 
 help:
-	@echo "make run           set up .venv and start sealchatd all on http://127.0.0.1:8080"
-	@echo "make chat          the terminal client (starts a local server if none answers)"
+	@echo "make run           set up .venv and open the terminal client; starts the local server"
+	@echo "                   (sealchatd all, http://127.0.0.1:8080) first if none answers;"
+	@echo "                   ARGS=\"--home DIR\" for a second person on the same server"
+	@echo "make server        set up .venv and run sealchatd all alone, in the foreground (ARGS: its options)"
 	@echo "make test          set up everything and run the whole suite (lab excepted)"
 	@echo "make install       set up .venv only"
 	@echo "make lint          ruff, mypy and the import contracts"
@@ -51,11 +53,16 @@ $(GSTAMP): $(GRAFANA_VALIDATE)/package.json $(GRAFANA_VALIDATE)/package-lock.jso
 	npm ci --silent --no-audit --no-fund --prefix $(GRAFANA_VALIDATE)
 	touch $(GSTAMP)
 
+# The client, and the embedded server in the background when nothing answers on its address;
+# the server outlives the client (its pid: ~/.local/share/sealchatd/sealchatd.pid).
 run: install
-	$(BIN)/sealchatd all $(ARGS)
-
-chat: install
 	$(BIN)/sealchat --start-server $(ARGS)
+
+# The old name of `make run`.
+chat: run
+
+server: install
+	$(BIN)/sealchatd all $(ARGS)
 
 test: install $(ASTAMP) $(GSTAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -2,12 +2,14 @@
 
 The app owns the session (profile, store, client) and routes what the core reports: client
 events are queued by a synchronous callback and applied to the main screen in batches (one
-Textual message per batch, so a burst of messages costs one layout, not a thousand).
+Textual message per batch, at most every ``FLUSH_EVERY`` seconds, so a burst of messages costs
+a few layouts, not a thousand).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -31,6 +33,9 @@ from tui.screens.welcome import UnlockScreen, WelcomeScreen
 log = logging.getLogger("sealchat.tui")
 
 THEMES = {"dark": "textual-dark", "light": "textual-light"}
+#: Client events are applied at most this often: every batch costs a layout of the chat log,
+#: and while a burst arrives one layout per frame would leave no time for key presses.
+FLUSH_EVERY = 0.2
 
 
 class SealchatApp(App[None]):
@@ -66,6 +71,7 @@ class SealchatApp(App[None]):
         self.main: MainScreen | None = None
         self.pending: list[ClientEvent] = []
         self._flush_posted = False
+        self._last_flush = 0.0
         self._unsubscribe: Any = None
 
     # --- start -------------------------------------------------------------------------------
@@ -93,13 +99,22 @@ class SealchatApp(App[None]):
     # --- what the core reports ---------------------------------------------------------------
     def _on_event(self, event: ClientEvent) -> None:
         self.pending.append(event)
-        if not self._flush_posted:
-            self._flush_posted = True
-            self.post_message(self.Flush())
+        if self._flush_posted:
+            return
+        self._flush_posted = True
+        wait = self._last_flush + FLUSH_EVERY - time.monotonic()
+        if wait > 0:
+            self.set_timer(wait, self._post_flush)
+        else:
+            self._post_flush()
+
+    def _post_flush(self) -> None:
+        self.post_message(self.Flush())
 
     def on_sealchat_app_flush(self, _message: Flush) -> None:
         events, self.pending = self.pending, []
         self._flush_posted = False
+        self._last_flush = time.monotonic()
         if self.main is not None and events:
             self.main.apply(events)
 

@@ -6,6 +6,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from prometheus_client import Histogram
@@ -14,7 +15,7 @@ from backend import __version__
 from backend.chat import views
 from backend.chat.fanout import TO_DEVICE_CHANNEL, Fanout
 from backend.chat.gateway import views as gateway_views
-from backend.chat.gateway.registry import PresenceHook, Registry
+from backend.chat.gateway.registry import DeviceHook, PresenceHook, Registry
 from backend.chat.history import History, commit_channels
 from backend.chat.messaging import pending_on_connect
 from backend.chat.pipeline import Intake
@@ -33,7 +34,11 @@ from backend.common.metrics import (
 )
 from backend.common.resources import Stores
 from backend.common.settings import Settings
+from backend.protocol.codec import encode
 from backend.protocol.frames import Presence
+
+if TYPE_CHECKING:
+    from backend.chat.gateway.connection import Connection
 
 log = logging.getLogger("sealchat.chat")
 
@@ -75,6 +80,7 @@ async def chat_service(settings: Settings, stores: Stores) -> AsyncIterator[Chat
         gateway = Registry()
         social.set_notifier(gateway.notify)
         gateway.presence = presence_to_friends(social, gateway)
+        gateway.signed_in = presence_snapshot(social, gateway)
         intake = Intake(stores.queue, social.is_member, partitions=settings.chat.partitions)
         await intake.declare()
         runtime = ChatRuntime(
@@ -107,6 +113,18 @@ def presence_to_friends(social: SocialService, gateway: Registry) -> PresenceHoo
 
     async def hook(user: str, online: bool) -> None:
         gateway.push(await social.friends_of(user), Presence(user=user, online=online))
+
+    return hook
+
+
+def presence_snapshot(social: SocialService, gateway: Registry) -> DeviceHook:
+    """A connection that just signed in hears which of its friends are online now (one
+    ``presence`` frame each, after the auth result); changes follow as they happen."""
+
+    async def hook(conn: Connection) -> None:
+        for friend in await social.friends_of(conn.principal.user):
+            if gateway.online(friend):
+                conn.enqueue(encode(Presence(user=friend, online=True)))
 
     return hook
 

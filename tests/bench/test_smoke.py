@@ -62,3 +62,21 @@ async def test_the_check_fails_a_run_that_lost_or_repeated_a_message() -> None:
     assert verdict["ok"] is False
     assert verdict["problems"] == {"missing": 1, "duplicates": 1}
     assert check(receiver, [whole], room_msgs, 1)["ok"] is True
+
+
+def test_the_tui_burst_shows_every_message_decrypted(tmp_path: Path) -> None:
+    """``bench.tui_burst`` end to end, tiny: real server, real app, the sender's process."""
+    out = tmp_path / "tui_burst.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.tui_burst", "--count", "30", "--json", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    figures = json.loads(out.read_text())
+    assert figures["count"] == 30
+    assert figures["shown"] == 31, figures  # the warm-up and the burst, all decrypted
+    assert figures["undecryptable"] == 0 and figures["reconnects"] == 0, figures
+    assert figures["ticks"] > 0 and figures["apply_calls"] > 0, figures

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
+
+import aiohttp
 
 from backend.protocol.errors import CloseCode
 from backend.protocol.frames import Presence
+from tests.auth.conftest import Account
 from tests.chat.ws_helpers import (
     STEP,
     account,
@@ -85,6 +89,48 @@ async def test_presence_hook_sees_first_and_last_connection(app_client):
             break
         await asyncio.sleep(0.01)
     assert calls == [(alice.id, True), (alice.id, False)]
+
+
+async def befriend(a: Account, b: Account) -> None:
+    r = await a.client.post("/chat/friends/requests", json={"user": b.id}, headers=a.auth)
+    assert r.status in (200, 201), await r.text()
+    r = await b.client.post(f"/chat/friends/requests/{a.id}/accept", headers=b.auth)
+    assert r.status in (200, 201), await r.text()
+
+
+async def until_pong(ws: aiohttp.ClientWebSocketResponse) -> list[dict[str, Any]]:
+    """Every frame that arrives before the answer to a ping."""
+    await ws.send_json({"id": 99, "type": "ping"})
+    frames = []
+    while (frame := await recv(ws)).get("id") != 99:
+        frames.append(frame)
+    return frames
+
+
+def online(*users: str) -> list[dict[str, Any]]:
+    return [{"type": "presence", "user": u, "online": True} for u in users]
+
+
+async def test_a_new_connection_hears_which_friends_are_online_already(app_client):
+    client = await app_client()
+    alice, bob, carol, dave = [await account(client) for _ in range(4)]
+    await befriend(alice, bob)
+    await befriend(alice, carol)  # a friend, but offline
+    b = await connect(client, bob.token)
+    d = await connect(client, dave.token)  # online, but no friend of alice
+    a = await connect(client, alice.token)
+    # Bob's own announcement may still be on its way when Alice signs in: the same frame
+    # twice then, never another one.
+    heard = await until_pong(a)
+    assert heard[:1] == online(bob.id) and all(f == online(bob.id)[0] for f in heard)
+    # Bob was online first: he hears Alice's change (and nothing of his own).
+    assert await until_pong(b) == online(alice.id)
+    # Alice's second socket (another device, say) gets the snapshot too.
+    a2 = await connect(client, alice.token)
+    assert await until_pong(a2) == online(bob.id)
+    assert await until_pong(d) == []  # Dave is no one's friend: he hears nothing
+    for ws in (a, a2, b, d):
+        await ws.close()
 
 
 # --- shutdown --------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from tests import services
 from tests.tui.harness import (
     PASSPHRASE,
     LocalServer,
+    Peer,
     create_profile,
     make_app,
     new_user,
@@ -16,7 +17,9 @@ from tests.tui.harness import (
     signed_in,
     text_of,
     type_into,
+    unlock,
     until,
+    with_profile,
 )
 from tui.screens.main import MainScreen
 from tui.screens.welcome import UnlockScreen, WelcomeScreen
@@ -114,3 +117,26 @@ async def test_mismatched_passphrases_are_caught_before_anything_is_sent(tmp_pat
         await until(pilot, lambda: error_of(pilot))
         assert "differ" in error_of(pilot)
         assert not (tmp_path / "home" / "store.sqlite3").exists()
+
+
+async def test_friends_online_already_show_as_online_from_the_start(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    alice = new_user("a")
+    await create_profile(tmp_path / "alice", server.url, alice)
+    bob = await Peer.join(server.url, tmp_path)  # online before Alice starts
+    try:
+        await bob.client.api.request_friend(alice)
+
+        async def accept(client):  # type: ignore[no-untyped-def]
+            await client.api.accept_friend(bob.id)
+
+        await with_profile(tmp_path / "alice", accept)
+        app = make_app(tmp_path / "alice")
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: isinstance(app.screen, UnlockScreen))
+            await unlock(pilot)
+            # Bob does not connect again: only the snapshot after Alice's auth can tell her.
+            await until(pilot, lambda: f"● {bob.id}" in screen_text(pilot))
+    finally:
+        await bob.close()

@@ -335,6 +335,10 @@ class ChatClient:
                 log.exception(
                     "processing a server frame failed", extra={"frame": type(item).__name__}
                 )
+            # ``get`` does not suspend while frames are waiting: without this, a backlog (a
+            # burst, a catch-up) would be decrypted and stored in one go, and a UI sharing
+            # this event loop would freeze until the last one was done.
+            await asyncio.sleep(0)
 
     async def _caught_up(self) -> None:
         """After every (re)connect: keys first, then the outbox, then every room's gap."""

@@ -21,7 +21,8 @@ from typing import Any
 from backend.protocol.errors import ErrorCode
 from backend.protocol.frames import EXPIRED_KIND, MemberEvent, Message, ToDevice
 from tui.client.api import Api
-from tui.client.errors import ApiError
+from tui.client.backoff import Backoff
+from tui.client.errors import ApiError, ClientError
 from tui.client.events import (
     ClientEvent,
     IdentityWarning,
@@ -39,6 +40,7 @@ from tui.crypto import (
     Engine,
     IdentityChange,
     Membership,
+    NoSession,
     RoomKeyReceived,
     SasUpdate,
     SessionRecovered,
@@ -55,6 +57,11 @@ DEVICES_TTL = 30.0
 #: At most one extra membership check per room this often for senders we do not know.
 RECHECK_SECONDS = 2.0
 TS_MEMORY = 10_000
+#: ``rate_limited`` on a to-device send: wait at least BASE, plus a jittered backoff up to CAP
+#: seconds; give up (raise) after this many refusals of one message in a row.
+RATE_LIMIT_BASE = 0.25
+RATE_LIMIT_CAP = 8.0
+RATE_LIMIT_TRIES = 8
 
 
 class E2ee:
@@ -71,6 +78,8 @@ class E2ee:
         self._locks: dict[str, asyncio.Lock] = {}
         self._sent_at: dict[tuple[str, int], datetime] = {}
         """When messages were sent, for those shown later (when their key arrives)."""
+        self.rate_limited = 0
+        """To-device sends the server refused with ``rate_limited`` (and were sent again)."""
 
     # --- device setup ------------------------------------------------------------------------
     async def register_device(self, display_name: str = "sealchat") -> None:
@@ -92,22 +101,35 @@ class E2ee:
         await self.flush_to_device()
 
     async def flush_to_device(self) -> None:
-        """Send everything the engine queued, oldest first, and mark it sent."""
+        """Send everything the engine queued, oldest first, and mark it sent.
+
+        ``rate_limited`` is waited out (exponential backoff with jitter, up to
+        ``RATE_LIMIT_TRIES`` refusals in a row): a room key share to many devices is a burst
+        of frames, and the gateway cuts off a socket that keeps sending into a full bucket."""
         sent: list[str] = []
         try:
             for out in self.engine.pending_to_device():
-                try:
-                    await self._request(
-                        "send_to_device",
-                        user=out.user,
-                        device=out.device,
-                        msg_id=out.msg_id,
-                        ciphertext=out.ciphertext,
-                    )
-                except ApiError as exc:
-                    if exc.code not in (ErrorCode.NOT_FOUND, ErrorCode.FORBIDDEN):
-                        raise
-                    # The device is gone or the user blocked us: it can never be delivered.
+                backoff = Backoff(RATE_LIMIT_BASE, RATE_LIMIT_CAP)
+                while True:
+                    try:
+                        await self._request(
+                            "send_to_device",
+                            user=out.user,
+                            device=out.device,
+                            msg_id=out.msg_id,
+                            ciphertext=out.ciphertext,
+                        )
+                    except ApiError as exc:
+                        if exc.code == ErrorCode.RATE_LIMITED and backoff.attempt < (
+                            RATE_LIMIT_TRIES - 1
+                        ):
+                            self.rate_limited += 1
+                            await asyncio.sleep(RATE_LIMIT_BASE + backoff.next_delay())
+                            continue
+                        if exc.code not in (ErrorCode.NOT_FOUND, ErrorCode.FORBIDDEN):
+                            raise
+                        # The device is gone or the user blocked us: it can never be delivered.
+                    break
                 sent.append(out.msg_id)
         finally:
             if sent:
@@ -281,10 +303,19 @@ class E2ee:
     # --- emoji verification (SAS) -----------------------------------------------------------
     async def sas_start(self, user: str, device: str) -> str:
         """Ask ``user``'s ``device`` to compare emoji; progress arrives as
-        ``VerificationUpdate`` events."""
+        ``VerificationUpdate`` events. The check travels over Olm: without a session with
+        that device yet, one is made first (its one-time key claimed)."""
         await self.refresh_devices([user])
-        await self.ensure_sessions([DeviceRef(user, device)])
-        txn = self.engine.sas_start(user, device)
+        ref = DeviceRef(user, device)
+        if not any(d.device == device and not d.removed for d in self.engine.devices_of(user)):
+            raise ClientError(f"{user} has no device {device}: nothing to verify")
+        await self.ensure_sessions([ref])
+        try:
+            txn = self.engine.sas_start(user, device)
+        except NoSession:
+            # The session we had was dropped meanwhile (wedged, renewed): claim a new key.
+            await self.ensure_sessions([ref])
+            txn = self.engine.sas_start(user, device)
         await self.flush_to_device()
         return txn
 

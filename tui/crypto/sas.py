@@ -55,8 +55,10 @@ class SasFlows:
 
     def start(self, peer: DeviceRef, txn: str) -> None:
         content = {"type": "sas.start", "txn": txn, "from_device": self.me.device}
-        self._flows[txn] = _Flow(txn, peer, True, content)
+        # Sent first: without an Olm session this raises ``NoSession`` and leaves no flow
+        # behind (the caller claims a key and starts again).
         self._send(peer, content)
+        self._flows[txn] = _Flow(txn, peer, True, content)
 
     def accept(self, txn: str) -> None:
         flow = self._flow(txn, "requested")

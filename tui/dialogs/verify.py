@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Label, Static
 
-from tui.crypto import DeviceRef, SasUpdate
+from tui.crypto import SasUpdate
 from tui.dialogs.forms import Dialog
 
 if TYPE_CHECKING:
@@ -142,10 +142,12 @@ class VerifyDialog(Dialog[bool | None]):
         sas = self.query_one("#sas", Static)
         try:
             if step == "start":
+                await session.e2ee.refresh_devices([self.user])
                 devices = [d for d in engine.devices_of(self.user) if not d.removed]
-                # The check travels over Olm: make the session with their device first.
-                await session.e2ee.ensure_sessions([DeviceRef(self.user, devices[0].device)])
-                self.txn = engine.sas_start(self.user, devices[0].device)
+                if not devices:
+                    raise ValueError(f"{self.user} has no device to check yet")
+                # Over Olm: the core makes the session with their device first if needed.
+                self.txn = await session.e2ee.sas_start(self.user, devices[0].device)
                 sas.update("Waiting for them to accept…")
                 self.query_one("#sas-start").display = False
             elif step == "accept" and self.txn:

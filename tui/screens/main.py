@@ -225,6 +225,9 @@ class MainScreen(MainActions, Screen[None]):
             if isinstance(ev, ConnectionState):
                 self._connection(ev)
                 if ev.state == "online":
+                    # The server follows the auth result with a presence frame for every
+                    # friend online now: what we knew from before the (re)connect is stale.
+                    self.roster.online.clear()
                     reload = True
                 continue
             if isinstance(ev, MessageShown | MessageUndecryptable):

@@ -18,7 +18,8 @@ from textual.widgets import Static
 from tui.widgets.entries import Entry, notice_text, render_entry
 
 #: Widgets kept in the log; older ones are dropped from the top (scrolling up reloads them).
-MAX_ITEMS = 600
+#: Every layout of the log walks all of them: a few screens' worth keeps a burst smooth.
+MAX_ITEMS = 200
 
 
 class DaySeparator(Static):

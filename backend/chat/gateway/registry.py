@@ -3,7 +3,8 @@
 ``push`` encodes a frame once and queues the same text on every matching connection; it
 never waits for a socket (each connection has its own bounded queue and writer), so one slow
 client cannot hold up a fan-out. Presence changes (a user's first connection opens, their
-last one closes) go to ``presence``, a hook the service wires to the user's friends.
+last one closes) go to ``presence``, a hook the service wires to the user's friends; every new
+connection is handed to ``signed_in``, which tells it who of its friends is online already.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ class Registry:
         self.presence: PresenceHook | None = None
         self.device_online: DeviceHook | None = None
         """Called when a connection that names its device signs in (pending to-device)."""
+        self.signed_in: DeviceHook | None = None
+        """Called for every connection that signs in (the presence snapshot)."""
 
     def __len__(self) -> int:
         return sum(len(conns) for conns in self._users.values())
@@ -75,6 +78,8 @@ class Registry:
                 await self._guarded(self.device_online(conn), "device-online hook")
         if first:
             await self._announce(user, online=True)
+        if self.signed_in is not None:
+            await self._guarded(self.signed_in(conn), "signed-in hook")
 
     async def remove(self, conn: Connection) -> None:
         user, device = conn.principal.user, conn.principal.device
