@@ -221,7 +221,7 @@ class LogSettings(_Section):
 
 class Settings(_Section):
     mode: Mode = Mode.EMBEDDED
-    data_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_data_dir("sealchat")))
+    data_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_data_dir("sealchatd")))
     server: ServerSettings = ServerSettings()
     database: DatabaseSettings = DatabaseSettings()
     mongo: MongoSettings = MongoSettings()
