@@ -2,8 +2,9 @@
 """Writes ``templates/sealchat.yaml`` (Zabbix 6.0 export format) from the tables below.
 
 The template is generated so that every item, trigger and macro is named one way, UUIDs
-are stable (uuid5 of the thing's name, so a re-import updates rather than duplicates), and
-the application items are exactly the metrics the services expose. ``tests/monitoring``
+are stable (uuid5 of the thing's name with the version bits of a UUIDv4, the only shape the
+Zabbix 6.0 importer accepts; stable so a re-import updates rather than duplicates), and the
+application items are exactly the metrics the services expose. ``tests/monitoring``
 checks that the committed YAML is what this script writes. Run it after editing:
 
     .venv/bin/python monitoring/zabbix/build_template.py

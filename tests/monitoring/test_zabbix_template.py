@@ -2,7 +2,7 @@
 ``monitoring/zabbix/build_template.py`` writes.
 
 Without a Zabbix server here, this checks what the 6.0 importer checks first: the export
-version, 32-hex UUIDs unique across the file, the enumerations (item type, value type,
+version, 32-hex UUIDv4s unique across the file, the enumerations (item type, value type,
 preprocessing, priority), unique keys per template, and trigger expressions in the 6.0
 syntax whose every ``/template/key`` names an item of that template and whose user macros
 are defined. The agent test (``test_zabbix_agent.py``) proves the keys themselves work.
@@ -26,7 +26,8 @@ VALUE_TYPES = {"FLOAT", "CHAR", "LOG", "UNSIGNED", "TEXT"}
 PRIORITIES = {"NOT_CLASSIFIED", "INFO", "WARNING", "AVERAGE", "HIGH", "DISASTER"}
 PREPROCESSING = {"MULTIPLIER", "CHANGE_PER_SECOND", "SIMPLE_CHANGE", "DISCARD_UNCHANGED_HEARTBEAT"}
 FUNCTIONS = {"last", "min", "max", "avg", "nodata", "change", "count", "sum"}
-UUID = re.compile(r"[0-9a-f]{32}")
+# Zabbix 6.0 accepts only UUIDv4: version nibble 4, variant 10xx.
+UUID = re.compile(r"[0-9a-f]{12}4[0-9a-f]{3}[89ab][0-9a-f]{15}")
 # A 6.0 function call on an item: func(/host/key[,params]) where key may hold [...].
 CALL = re.compile(r"(\w+)\(/([^/]+)/((?:[^,\[\)]|\[[^\]]*\])+)((?:,[^)]*)?)\)")
 MACRO = re.compile(r"\{\$[A-Z0-9_.]+\}")

@@ -31,7 +31,9 @@ DEFAULT_URL = {
 
 
 def uid(*parts: str) -> str:
-    return uuid.uuid5(NAMESPACE, "/".join(parts)).hex
+    """A stable UUID for a named thing, shaped as a UUIDv4 (the Zabbix 6.0 importer rejects any
+    other version): uuid5's bytes with the version and variant bits of version 4."""
+    return str(uuid.UUID(bytes=uuid.uuid5(NAMESPACE, "/".join(parts)).bytes, version=4).hex)
 
 
 def per_second() -> list[dict[str, Any]]:
