@@ -72,7 +72,7 @@ def test_converge_twice_then_idempotent(lab: Lab) -> None:
     _timed(lab, "converge_2", start)
     assert second.returncode == 0, f"second converge failed: see {second.log}"
     assert second.changed == {m.name: 0 for m in lab.machines}, (
-        f"not idempotent: {second.changed}; see {second.log}"
+        f"not idempotent: {second.changed} {second.changed_tasks()}; see {second.log}"
     )
 
 
