@@ -118,6 +118,8 @@ def test_end_to_end_through_the_load_balancer(lab: Lab) -> None:
         assert set(alice.texts("lab")) >= set(sent)
     finally:
         lab.ssh("chat1", "systemctl start sealchat-chat")
+        # Back before the next test reads its metrics (it answers once it has started).
+        lab.wait_port("192.168.123.12", 8082, timeout=120)
     live = {m.get("text") for m in bob.stop_following()}
     # Delivered live on bob's one socket (reconnecting if it was on chat1), all decrypted.
     assert set(sent) <= live, f"not delivered live: {set(sent) - live}"
