@@ -3,9 +3,11 @@
 
 Why a script and not ``curl | awk``: a key needs label matching (``result=fail``), sums over
 label sets, and latency quantiles over the last polling interval (a windowed p99 from the
-histogram's buckets, which needs the previous reading); it also refuses any URL that is not
-on loopback, so an item key cannot turn the agent into a proxy. Standard library only: it
-runs on the node's system Python 3.9+ as the ``zabbix`` user, without the sealchat venv.
+histogram's buckets, which needs the previous reading); it also refuses any URL whose host is
+not loopback or one of this host's own addresses (one it can bind: the services of a cluster
+listen on the private address), so an item key cannot turn the agent into a proxy. Standard
+library only: it runs on the node's system Python 3.9+ as the ``zabbix`` user, without the
+sealchat venv.
 
     sealchat_metric.py get URL NAME [LABEL=VALUE ...]        sum of the matching samples
     sealchat_metric.py quantile URL HISTOGRAM Q [LABEL=VALUE ...]
@@ -22,10 +24,12 @@ numeric item that receives it becomes unsupported and shows that reason.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import math
 import os
 import re
+import socket
 import subprocess
 import sys
 import tempfile
@@ -65,10 +69,32 @@ def parse(text: str) -> list[tuple[str, dict[str, str], float]]:
     return samples
 
 
+def is_own_address(host: str | None) -> bool:
+    """Loopback, or an IP address of this host: one a socket can bind (no DNS is asked)."""
+    if host in LOOPBACK:
+        return True
+    try:
+        address = ipaddress.ip_address(host or "")
+    except ValueError:
+        return False
+    if address.is_unspecified or address.is_multicast:
+        return False
+    family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.bind((str(address), 0))
+    except OSError:
+        return False
+    return True
+
+
 def fetch(url: str) -> list[tuple[str, dict[str, str], float]]:
     parts = urlsplit(url)
-    if parts.scheme != "http" or parts.hostname not in LOOPBACK:
-        raise Unsupported("only http:// URLs on loopback are read (127.0.0.1, ::1, localhost)")
+    if parts.scheme != "http" or not is_own_address(parts.hostname):
+        raise Unsupported(
+            "only http:// URLs on loopback or this host's own addresses are read "
+            "(127.0.0.1, ::1, localhost, a local IP address)"
+        )
     try:
         with urllib.request.urlopen(url, timeout=TIMEOUT_SECONDS) as r:  # noqa: S310 (checked)
             return parse(r.read().decode("utf-8"))

@@ -66,14 +66,14 @@ class LabClient:
 
     def follow(self, room: str) -> None:
         """Keep one WebSocket open (``tail --follow``) and collect what it prints."""
-        log = (self.lab.workdir / f"follow-{self.user}.jsonl").open("w")
-        self._follow = subprocess.Popen(
-            ["ip", "netns", "exec", self.lab.ns, *self._argv("tail", "--follow", room)],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        with (self.lab.workdir / f"follow-{self.user}.jsonl").open("w") as log:
+            self._follow = subprocess.Popen(
+                ["ip", "netns", "exec", self.lab.ns, *self._argv("tail", "--follow", room)],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
 
     def stop_following(self) -> list[dict[str, Any]]:
         if self._follow is None:

@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 ANSIBLE_DIR = ROOT / "ansible"
@@ -37,21 +38,6 @@ PROXY_PORT = 3128
 RECAP = re.compile(
     r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.MULTILINE
 )
-
-
-def _wait_gone(pid: int, seconds: float) -> bool:
-    """Wait for ``pid`` to end (reaping it if it is our child); False on timeout."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            done, _status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                return True
-        except ChildProcessError:  # not our child (a harness that was restarted)
-            if not Path(f"/proc/{pid}").exists():
-                return True
-        time.sleep(0.5)
-    return False
 
 
 class LabError(RuntimeError):
@@ -78,8 +64,18 @@ class Recap:
     def changed(self) -> dict[str, int]:
         return {h: c["changed"] for h, c in self.hosts.items()}
 
+    def changed_tasks(self) -> list[str]:
+        """``host: task`` for every task the run reported changed (what broke idempotence)."""
+        out, task = [], "?"
+        for line in self.log.read_text().splitlines():
+            if line.startswith("TASK ["):
+                task = line[6:].split("]", 1)[0]
+            elif line.startswith("changed: ["):
+                out.append(f"{line[10:].split(']', 1)[0]}: {task}")
+        return out
 
-def run(argv: Sequence[str | Path], **kw: object) -> subprocess.CompletedProcess[str]:
+
+def run(argv: Sequence[str | Path], **kw: Any) -> subprocess.CompletedProcess[str]:
     """A command that must succeed; its output is in the error when it does not."""
     out = subprocess.run([str(a) for a in argv], capture_output=True, text=True, check=False, **kw)
     if out.returncode != 0:
@@ -127,7 +123,7 @@ class Lab:
     workdir: Path
     lab_id: str = field(default_factory=lambda: uuid.uuid4().hex[:4])
     timings: dict[str, float] = field(default_factory=dict)
-    _pids: dict[str, int] = field(default_factory=dict)
+    _procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _netns: list[str] = field(default_factory=list)
 
     @property
@@ -222,46 +218,44 @@ class Lab:
         (ssh / "authorized_keys").chmod(0o600)
 
     def _boot(self, m: Machine) -> None:
-        log = (self.workdir / f"{m.name}.console.log").open("wb")
-        proc = subprocess.Popen(
-            [
-                "systemd-nspawn",
-                "-b",
-                "--register=no",
-                "--keep-unit",
-                f"--network-namespace-path=/run/netns/{self.host_ns(m.name)}",
-                "-D",
-                str(self.workdir / "hosts" / m.name),
-                "-M",
-                m.name,
-                # Its own network namespace only: lets nftables load the host firewall.
-                "--capability=CAP_NET_ADMIN",
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        self._pids[m.name] = proc.pid
+        with (self.workdir / f"{m.name}.console.log").open("wb") as log:
+            self._procs[m.name] = subprocess.Popen(
+                [
+                    "systemd-nspawn",
+                    "-b",
+                    "--register=no",
+                    "--keep-unit",
+                    f"--network-namespace-path=/run/netns/{self.host_ns(m.name)}",
+                    "-D",
+                    str(self.workdir / "hosts" / m.name),
+                    "-M",
+                    m.name,
+                    # Its own network namespace only: lets nftables load the host firewall.
+                    "--capability=CAP_NET_ADMIN",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
 
     def _start_proxy(self) -> None:
-        log = (self.workdir / "proxy.log").open("wb")
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tests.lab.proxy",
-                "--netns",
-                self.ns,
-                "--listen",
-                f"{PRIVATE_GW}:{PROXY_PORT}",
-                "--stats",
-                str(self.workdir / "proxy.json"),
-            ],
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        self._pids["proxy"] = proc.pid
+        with (self.workdir / "proxy.log").open("wb") as log:
+            self._procs["proxy"] = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "tests.lab.proxy",
+                    "--netns",
+                    self.ns,
+                    "--listen",
+                    f"{PRIVATE_GW}:{PROXY_PORT}",
+                    "--stats",
+                    str(self.workdir / "proxy.json"),
+                ],
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         self.wait_port(PRIVATE_GW, PROXY_PORT, timeout=30)
 
     # -- inside the lab -------------------------------------------------------------------
@@ -376,18 +370,18 @@ class Lab:
         """End what the lab started (by pid), remove its namespaces and files; report leftovers."""
         problems: list[str] = []
         # All at once: each container's orderly shutdown takes seconds, in parallel.
-        for name, pid in list(self._pids.items()):
+        for proc in self._procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)  # nspawn powers the container off on SIGTERM
+        deadline = time.monotonic() + 240  # mon (MariaDB, Zabbix) is slow on a busy machine
+        for name, proc in list(self._procs.items()):
             try:
-                os.kill(pid, signal.SIGTERM)  # nspawn powers the container off on SIGTERM
-            except ProcessLookupError:
-                self._pids.pop(name)
-        deadline = time.monotonic() + 90
-        for name, pid in list(self._pids.items()):
-            if not _wait_gone(pid, max(1.0, deadline - time.monotonic())):
-                os.kill(pid, signal.SIGKILL)
-                _wait_gone(pid, 10)
-                problems.append(f"{name} (pid {pid}) needed SIGKILL")
-            self._pids.pop(name)
+                proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+                problems.append(f"{name} (pid {proc.pid}) needed SIGKILL")
+            del self._procs[name]
         for ns in reversed(self._netns):
             out = subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
             if out.returncode != 0:

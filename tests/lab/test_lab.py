@@ -72,7 +72,7 @@ def test_converge_twice_then_idempotent(lab: Lab) -> None:
     _timed(lab, "converge_2", start)
     assert second.returncode == 0, f"second converge failed: see {second.log}"
     assert second.changed == {m.name: 0 for m in lab.machines}, (
-        f"not idempotent: {second.changed}; see {second.log}"
+        f"not idempotent: {second.changed} {second.changed_tasks()}; see {second.log}"
     )
 
 
@@ -118,6 +118,8 @@ def test_end_to_end_through_the_load_balancer(lab: Lab) -> None:
         assert set(alice.texts("lab")) >= set(sent)
     finally:
         lab.ssh("chat1", "systemctl start sealchat-chat")
+        # Back before the next test reads its metrics (it answers once it has started).
+        lab.wait_port("192.168.123.12", 8082, timeout=120)
     live = {m.get("text") for m in bob.stop_following()}
     # Delivered live on bob's one socket (reconnecting if it was on chat1), all decrypted.
     assert set(sent) <= live, f"not delivered live: {set(sent) - live}"

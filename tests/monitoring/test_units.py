@@ -56,6 +56,15 @@ def test_the_helper_reads_labels_and_escapes():
     ]
 
 
+def test_the_helper_reads_only_addresses_of_this_host():
+    m = helper()
+    assert m.is_own_address("127.0.0.1") and m.is_own_address("localhost")
+    assert m.is_own_address("127.0.0.2")  # not in the name list: bindable, so this host's
+    assert not m.is_own_address("192.0.2.1")  # TEST-NET-1: nobody's address here
+    assert not m.is_own_address("0.0.0.0") and not m.is_own_address("sealchat.invalid")
+    assert not m.is_own_address(None)
+
+
 def test_the_helper_quantile_interpolates_like_prometheus():
     m = helper()
     # 100 observations: 50 under 0.1 s, 40 in (0.1, 0.5], 10 in (0.5, 1].

@@ -2,7 +2,7 @@
 ``monitoring/zabbix/build_template.py`` writes.
 
 Without a Zabbix server here, this checks what the 6.0 importer checks first: the export
-version, 32-hex UUIDs unique across the file, the enumerations (item type, value type,
+version, 32-hex UUIDv4s unique across the file, the enumerations (item type, value type,
 preprocessing, priority), unique keys per template, and trigger expressions in the 6.0
 syntax whose every ``/template/key`` names an item of that template and whose user macros
 are defined. The agent test (``test_zabbix_agent.py``) proves the keys themselves work.
@@ -26,7 +26,8 @@ VALUE_TYPES = {"FLOAT", "CHAR", "LOG", "UNSIGNED", "TEXT"}
 PRIORITIES = {"NOT_CLASSIFIED", "INFO", "WARNING", "AVERAGE", "HIGH", "DISASTER"}
 PREPROCESSING = {"MULTIPLIER", "CHANGE_PER_SECOND", "SIMPLE_CHANGE", "DISCARD_UNCHANGED_HEARTBEAT"}
 FUNCTIONS = {"last", "min", "max", "avg", "nodata", "change", "count", "sum"}
-UUID = re.compile(r"[0-9a-f]{32}")
+# Zabbix 6.0 accepts only UUIDv4: version nibble 4, variant 10xx.
+UUID = re.compile(r"[0-9a-f]{12}4[0-9a-f]{3}[89ab][0-9a-f]{15}")
 # A 6.0 function call on an item: func(/host/key[,params]) where key may hold [...].
 CALL = re.compile(r"(\w+)\(/([^/]+)/((?:[^,\[\)]|\[[^\]]*\])+)((?:,[^)]*)?)\)")
 MACRO = re.compile(r"\{\$[A-Z0-9_.]+\}")
@@ -78,7 +79,7 @@ def test_the_template_is_well_formed_zabbix_6_0():
             uuids.append(i["uuid"])
             assert i.get("type", "ZABBIX_PASSIVE") in ITEM_TYPES
             assert i.get("value_type", "UNSIGNED") in VALUE_TYPES
-            assert re.fullmatch(r"\d+[smhdw]", i["delay"]) and re.fullmatch(
+            assert re.fullmatch(r"\d+[smhdw]", i.get("delay", "1m")) and re.fullmatch(
                 r"\d+[dhw]", i["history"]
             )
             for step in i.get("preprocessing", []):
@@ -131,3 +132,19 @@ def test_every_trigger_and_severity_is_documented():
     for name in names:
         stem = MACRO.sub("N", name)
         assert stem in ops, f"docs/operations.md does not explain the trigger {stem!r}"
+
+
+def test_the_template_is_written_as_zabbix_exports_it():
+    """Zabbix 6.0's import compare (what the Ansible role uses to decide "changed") compares
+    with the server's own export: defaults left out, macros by name, and a trigger on one item
+    under that item. Anything else reads as a change on every converge."""
+    export = template()
+    for t in export["templates"]:
+        macros = [m["macro"] for m in t.get("macros", [])]
+        assert macros == sorted(macros), t["template"]
+        items = list(t.get("items", []))
+        items += [p for rule in t.get("discovery_rules", []) for p in rule["item_prototypes"]]
+        assert all(i.get("delay") != "1m" for i in items), t["template"]
+    for trig in export.get("triggers", []):
+        refs = set(re.findall(r"/([^/]+)/((?:[^,\[\)]|\[[^\]]*\])+)", trig["expression"]))
+        assert len(refs) > 1, f"{trig['name']} reads one item: it belongs under that item"

@@ -30,8 +30,13 @@ DEFAULT_URL = {
 }
 
 
+DEFAULT_DELAY = "1m"  # an item's update interval when the export does not say
+
+
 def uid(*parts: str) -> str:
-    return uuid.uuid5(NAMESPACE, "/".join(parts)).hex
+    """A stable UUID for a named thing, shaped as a UUIDv4 (the Zabbix 6.0 importer rejects any
+    other version): uuid5's bytes with the version and variant bits of version 4."""
+    return str(uuid.UUID(bytes=uuid.uuid5(NAMESPACE, "/".join(parts)).bytes, version=4).hex)
 
 
 def per_second() -> list[dict[str, Any]]:
@@ -56,7 +61,10 @@ def item(
     out: dict[str, Any] = {"uuid": uid(template, key), "name": name}
     if type is not None:
         out["type"] = type
-    out |= {"key": key, "delay": delay, "history": "7d"}
+    out["key"] = key
+    if delay != DEFAULT_DELAY:  # Zabbix exports omit defaults; its import compare does too
+        out["delay"] = delay
+    out["history"] = "7d"
     if value_type != "UNSIGNED":
         out["value_type"] = value_type
     if units:
@@ -248,5 +256,6 @@ def template(
         "items": items,
         **extra,
         "tags": [{"tag": "class", "value": "software"}, {"tag": "target", "value": "sealchat"}],
-        "macros": [{"macro": m, "value": v, "description": d} for m, v, d in macros],
+        # Sorted by name, as Zabbix exports them: its import compare sees order as a change.
+        "macros": [{"macro": m, "value": v, "description": d} for m, v, d in sorted(macros)],
     }
