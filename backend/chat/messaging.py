@@ -52,7 +52,7 @@ log = logging.getLogger("sealchat.messaging")
 async def _require_member(social: SocialService, room: str, user: str) -> None:
     if not await social.is_member(room, user):
         # The same answer whether the room exists or not.
-        raise ApiError(ErrorCode.NOT_FOUND, "no such room among yours")
+        raise ApiError(ErrorCode.NOT_MEMBER, "no such room among yours")
 
 
 @command(Send)

@@ -258,7 +258,7 @@ async def test_a_non_member_is_refused_and_nothing_is_published(stack: Stack) ->
         room = new_room()
         with pytest.raises(ApiError) as refused:
             await intake.accept(envelope(intake, room, "mallory", "let me in"))
-        assert refused.value.code is ErrorCode.FORBIDDEN
+        assert refused.value.code is ErrorCode.NOT_MEMBER
         assert asked == [(room, "mallory")]
         assert intake.accepted == 0
         for p in range(2):
