@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import subprocess
 import sys
@@ -21,16 +22,16 @@ from backend.stores.relational.engine import open_engine
 from tests import services
 
 
-@pytest.fixture(scope="session")
-def mariadb_url() -> Iterator[str]:
-    """URL of a fresh MariaDB database for this test session (dropped at the end)."""
+@contextlib.contextmanager
+def _mariadb_database(kind: str) -> Iterator[str]:
+    """URL of a new MariaDB database named for this run and ``kind`` (dropped at the end)."""
     import pymysql
 
     services.require_reachable("mariadb", services.MARIADB_URL, 3306)
     from sqlalchemy.engine import make_url
 
     base = make_url(services.MARIADB_URL)
-    name = f"sealchat_test_{services.RUN_ID}"
+    name = f"sealchat_{kind}_{services.RUN_ID}"
     conn = pymysql.connect(
         host=base.host or "127.0.0.1",
         port=base.port or 3306,
@@ -45,6 +46,22 @@ def mariadb_url() -> Iterator[str]:
         with conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
         conn.close()
+
+
+@pytest.fixture(scope="session")
+def mariadb_url() -> Iterator[str]:
+    """The session's MariaDB database, migrated once (``migrated_mariadb``) and shared by every
+    cluster-mode test; nothing may empty it while the session runs."""
+    with _mariadb_database("test") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def scratch_mariadb_url() -> Iterator[str]:
+    """A second database that the relational contract suite empties and migrates at will,
+    apart from the shared one (emptying that broke every cluster test after it)."""
+    with _mariadb_database("scratch") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -15,11 +15,11 @@ BACKENDS = ["sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)]
 
 
 async def fresh_engine(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[AsyncEngine]:
-    """An empty database of the requested backend (MariaDB: the session database, emptied)."""
+    """An empty database of the requested backend (MariaDB: the scratch database, emptied)."""
     if request.param == "sqlite":
         engine = open_engine(f"sqlite+aiosqlite:///{tmp_path / 'rel.sqlite3'}")
     else:
-        engine = open_engine(request.getfixturevalue("mariadb_url"))
+        engine = open_engine(request.getfixturevalue("scratch_mariadb_url"))
         await _drop_all(engine)
     try:
         yield engine
