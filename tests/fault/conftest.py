@@ -14,6 +14,7 @@ import pymongo
 import pytest
 
 from backend.common.tokens import SigningKey, write_secret_file
+from tests.fault.broker import own_vhost
 from tests.fault.checker import Report
 from tests.fault.cluster import Cluster, Stores
 from tests.fault.procs import Supervisor
@@ -80,7 +81,20 @@ def fault_signing_key(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-async def supervisor(request: pytest.FixtureRequest) -> AsyncIterator[Supervisor]:
+def fault_vhost(rabbitmq_url: str) -> Iterator[str]:
+    """A RabbitMQ vhost of this test's own on the shared broker. Its queues start empty, and
+    the event records of a fault stream (thousands) never reach the session vhost, where the
+    log service's tests would have to wade through them."""
+    del rabbitmq_url  # asked for its check that the broker is there; the vhost is a sibling
+    with own_vhost() as url:
+        yield url
+
+
+@pytest.fixture
+async def supervisor(
+    request: pytest.FixtureRequest,
+    fault_vhost: str,  # set up first, so it is deleted only after every process has ended
+) -> AsyncIterator[Supervisor]:
     """Every process a test starts; all ended afterwards. Logs and data live in a directory
     of their own (pytest's tmp_path is pruned by concurrent sessions), removed after a pass
     and kept, with the logs' tails printed, after a failure (or always, with
@@ -107,16 +121,17 @@ def fault_stores(
     migrated_mariadb: str,
     redis_url: str,
     redis_prefix: str,
-    rabbitmq_url: str,
+    fault_vhost: str,
     mongo_url: str,
 ) -> Iterator[Stores]:
-    """This test's slice of the shared servers: own Redis prefix and MongoDB database."""
+    """This test's slice of the shared servers: own Redis prefix, RabbitMQ vhost and MongoDB
+    database."""
     database = f"sealchat_fault_{uuid.uuid4().hex[:10]}"
     yield Stores(
         database_url=migrated_mariadb,
         redis_url=redis_url,
         redis_prefix=redis_prefix + uuid.uuid4().hex[:6] + ":",
-        rabbitmq_url=rabbitmq_url,
+        rabbitmq_url=fault_vhost,
         mongo_url=mongo_url,
         mongo_database=database,
     )
