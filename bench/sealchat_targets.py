@@ -41,13 +41,16 @@ def _toml_value(value: Any) -> str:
     return json.dumps(str(value))  # a JSON string is a valid TOML basic string
 
 
-def write_toml(path: Path, data: dict[str, Any]) -> None:
+def write_toml(path: Path, data: dict[str, Any]) -> Path:
+    """A sealchatd config file from plain values and one level of sections; returns ``path``
+    (also the fault suite's writer)."""
     lines = [f"{k} = {_toml_value(v)}" for k, v in data.items() if not isinstance(v, dict)]
     for section, values in data.items():
         if isinstance(values, dict):
             lines.append(f"\n[{section}]")
             lines += [f"{k} = {_toml_value(v)}" for k, v in values.items()]
     path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 class Embedded(Sealchat):

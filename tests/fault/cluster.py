@@ -8,13 +8,13 @@ so a test can stop *its* broker without touching the machine's shared one.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.sealchat_targets import write_toml
 from tests.fault.procs import Child, ErlangChild, Supervisor
 from tests.services import free_port
 
@@ -34,26 +34,6 @@ class Stores:
     rabbitmq_url: str
     mongo_url: str
     mongo_database: str
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    return json.dumps(str(value))  # a JSON string is a valid TOML basic string
-
-
-def write_toml(path: Path, data: dict[str, Any]) -> Path:
-    lines = [f"{k} = {_toml_value(v)}" for k, v in data.items() if not isinstance(v, dict)]
-    for section, values in data.items():
-        if isinstance(values, dict):
-            lines.append(f"\n[{section}]")
-            lines += [f"{k} = {_toml_value(v)}" for k, v in values.items()]
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 def child_env(**extra: str) -> dict[str, str]:
