@@ -150,7 +150,6 @@ async def measure(
     from tui.client.events import ConnectionState
     from tui.screens.main import MainScreen
     from tui.screens.welcome import UnlockScreen
-    from tui.widgets.message_log import MessageItem
 
     app = SealchatApp(
         work / "alice", kdf=kdf(), downloads=work / "dl", server_data_dir=work / "unused"
@@ -222,9 +221,7 @@ async def measure(
                 line = await proc.stdout.readline()
             if line.strip() != b"ready":
                 raise RuntimeError(f"the sender did not start: {line!r}")
-            first = await until(
-                "the warm-up on screen", lambda: log.newest_seq if log.by_seq else None
-            )
+            first = await until("the warm-up on screen", lambda: log.newest_seq or None)
             await asyncio.sleep(0.5)
             drops: list[str] = []
 
@@ -241,8 +238,8 @@ async def measure(
             last = first + count
 
             def all_shown() -> bool:
-                item = log.item(seq=last)
-                return item is not None and item.entry.kind == "message"
+                entry = log.entry(seq=last)
+                return entry is not None and entry.kind == "message"
 
             await until(f"message {last} on screen", all_shown)
             await asyncio.sleep(0)  # and drawn
@@ -253,7 +250,7 @@ async def measure(
             await asyncio.sleep(1.0)  # a quiet second after the burst
             timer.stop()
             unwatch()
-            items = list(log.query(MessageItem))
+            shown = log.entries()
         finally:
             if proc.returncode is None:
                 proc.stdin.close()
@@ -280,8 +277,8 @@ async def measure(
         apply_calls=len(applies),
         apply_max_ms=round(max(applies, default=0.0) * 1000, 1),
         apply_total_ms=round(sum(applies) * 1000, 1),
-        shown=sum(1 for i in items if i.entry.kind == "message"),
-        undecryptable=sum(1 for i in items if i.entry.kind == "undecryptable"),
+        shown=sum(1 for e in shown if e.kind == "message"),
+        undecryptable=sum(1 for e in shown if e.kind == "undecryptable"),
         reconnects=len(drops),
     )
 
