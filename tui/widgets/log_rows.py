@@ -11,6 +11,7 @@ from datetime import datetime
 
 from rich.console import Console
 from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual.strip import Strip
 
@@ -28,6 +29,9 @@ class Row:
         self._width = 0
         self._height = 0
         self._lines: list[Strip] | None = None
+        self._styled: tuple[Style, list[Strip | None]] | None = None
+        """The lines as last drawn, padded and styled (one style at a time: it changes only
+        with the cursor, the focus or the theme)."""
 
     @property
     def leading_blank(self) -> int:
@@ -40,11 +44,12 @@ class Row:
     def invalidate(self) -> None:
         self._width = 0
         self._lines = None
+        self._styled = None
 
     def height(self, width: int, console: Console) -> int:
         """Lines at ``width``; one-line text that fits is counted without wrapping it."""
         if width != self._width:
-            self._width, self._lines = width, None
+            self._width, self._lines, self._styled = width, None, None
             plain = self.text.plain
             if "\n" not in plain and self.text.cell_len <= width:
                 self._height = 1 + self.leading_blank
@@ -59,9 +64,23 @@ class Row:
             wrapped = Segment.split_lines(console.render(self.text, options))
             lines = [Strip.blank(0)] * self.leading_blank
             lines.extend(Strip(line) for line in wrapped)
-            self._width, self._lines = width, lines or [Strip.blank(0)]
+            self._width, self._lines, self._styled = width, lines or [Strip.blank(0)], None
             self._height = len(self._lines)
         return self._lines
+
+    def line(self, offset: int, width: int, style: Style, console: Console) -> Strip:
+        """Line ``offset`` at ``width``, padded to it, over ``style``."""
+        lines = self.lines(width, console)
+        if self._styled is None or self._styled[0] != style:
+            self._styled = (style, [None] * len(lines))
+        drawn = self._styled[1]
+        if not 0 <= offset < len(drawn):
+            return Strip.blank(width, style)
+        strip = drawn[offset]
+        if strip is None:
+            strip = lines[offset].crop(0, width).extend_cell_length(width).apply_style(style)
+            drawn[offset] = strip
+        return strip
 
 
 class DayRow(Row):

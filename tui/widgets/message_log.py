@@ -77,6 +77,7 @@ class MessageLog(ScrollView, can_focus=True):
     def __init__(self, **kw: object) -> None:
         super().__init__(**kw)  # type: ignore[arg-type]
         self.log_rows = LogRows()
+        self._styles: dict[tuple[str, ...], Style] = {}
         self.cursor: MessageRow | None = None
         """The message chosen with the keyboard (drawn while the log has focus)."""
         self.exhausted = False
@@ -255,21 +256,28 @@ class MessageLog(ScrollView, can_focus=True):
         width = self._content_width()
         found = self.log_rows.at(self._line_at(y))
         if found is None:
-            return Strip.blank(width, self.rich_style)
+            return Strip.blank(width, self._style(()))
         index, offset = found
         row = self.log_rows.rows[index]
-        lines = row.lines(width, self.app.console)
-        strip = lines[offset] if offset < len(lines) else Strip.blank(0)
-        return strip.crop(0, width).extend_cell_length(width).apply_style(self._row_style(row))
-
-    def _row_style(self, row: Row) -> Style:
-        """The widget's style under the row's component styles (backgrounds blended)."""
-        style = self.rich_style
-        for name in row.style_names():
-            style += self.get_component_rich_style(name)
+        names = row.style_names()
         if row is self.cursor and self.has_focus:
-            style += self.get_component_rich_style("message-log--cursor")
+            names += ("message-log--cursor",)
+        return row.line(offset, width, self._style(names), self.app.console)
+
+    def _style(self, names: tuple[str, ...]) -> Style:
+        """The widget's style under these component styles (backgrounds blended); cached
+        until the styles change, since every line drawn asks."""
+        style = self._styles.get(names)
+        if style is None:
+            style = self.rich_style
+            for name in names:
+                style += self.get_component_rich_style(name)
+            self._styles[names] = style
         return style
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._styles.clear()
 
     def on_focus(self) -> None:
         self._refresh_cursor()
