@@ -6,6 +6,7 @@ out, a screenful at a time."""
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 
@@ -16,6 +17,11 @@ from rich.text import Text
 from textual.strip import Strip
 
 from tui.widgets.entries import Entry, notice_text, render_entry
+
+#: Rows whose wrapped lines are kept (several screens' worth); the others keep only their
+#: height. A drawn line is a few dozen small objects: kept for thousands of rows, they cost
+#: memory and lengthen every full pass of the cyclic garbage collector.
+DRAWN_ROWS = 256
 
 
 class Row:
@@ -43,6 +49,10 @@ class Row:
 
     def invalidate(self) -> None:
         self._width = 0
+        self.forget_lines()
+
+    def forget_lines(self) -> None:
+        """Drop the wrapped lines (kept: the height at the last width)."""
         self._lines = None
         self._styled = None
 
@@ -55,6 +65,7 @@ class Row:
                 self._height = 1 + self.leading_blank
             else:
                 self._height = len(self.lines(width, console))
+                self._lines = None  # kept only once drawn (see LogRows.drawn)
         return self._height
 
     def lines(self, width: int, console: Console) -> list[Strip]:
@@ -134,6 +145,9 @@ class LogRows:
         """First line of each row at ``width``; stale when ``_dirty``."""
         self._total = 0
         self._dirty = True
+        self._drawn: OrderedDict[int, Row] = OrderedDict()
+        """Rows whose lines are kept, least recently drawn first (by id: held here, so
+        an id is never reused while in it)."""
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -187,9 +201,22 @@ class LogRows:
         end = self._starts[index + 1] if index + 1 < len(self._starts) else self._total
         return start, end - start
 
+    def drawn(self, row: Row) -> None:
+        """``row`` was just drawn: keep its lines, and forget those of the least recently
+        drawn rows past ``DRAWN_ROWS``."""
+        key = id(row)
+        if key in self._drawn:
+            self._drawn.move_to_end(key)
+            return
+        self._drawn[key] = row
+        if len(self._drawn) > DRAWN_ROWS:
+            _key, old = self._drawn.popitem(last=False)
+            old.forget_lines()
+
     # --- changes (each leaves the layout to redo) ----------------------------------------------
     def clear(self) -> None:
         self.rows.clear()
+        self._drawn.clear()
         self.by_seq.clear()
         self.by_msg_id.clear()
         self._dirty = True
@@ -222,6 +249,7 @@ class LogRows:
         """Drop the ``count`` oldest rows; a message left on top gets its day separator back."""
         dropped, self.rows = self.rows[:count], self.rows[count:]
         for row in dropped:
+            self._drawn.pop(id(row), None)
             if isinstance(row, MessageRow):
                 if row.entry.seq is not None and self.by_seq.get(row.entry.seq) is row:
                     del self.by_seq[row.entry.seq]

@@ -262,6 +262,7 @@ class MessageLog(ScrollView, can_focus=True):
         names = row.style_names()
         if row is self.cursor and self.has_focus:
             names += ("message-log--cursor",)
+        self.log_rows.drawn(row)
         return row.line(offset, width, self._style(names), self.app.console)
 
     def _style(self, names: tuple[str, ...]) -> Style:
