@@ -203,3 +203,8 @@ async def test_a_burst_is_trimmed_to_the_newest_while_following() -> None:
         assert len(log.log_rows) <= MAX_ROWS + 1 and log.following
         assert log.newest_seq == MAX_ROWS + 500 and not log.exhausted
         assert "──" in str(log.log_rows.rows[0].text)  # the top keeps its day separator
+        # Rows far off screen kept only their height: scrolled back to, they are drawn again.
+        log.scroll_home(animate=False, immediate=True)
+        await pilot.pause()
+        oldest = log.oldest_seq
+        assert oldest is not None and f"m{oldest:03d}" in visible(pilot)
