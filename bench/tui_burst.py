@@ -8,7 +8,9 @@ open; Bob is a headless ``ChatClient`` in a *separate process* (so his encryptio
 in the app's event loop) that sends ``--count`` messages as fast as the server lets him (up to
 ``--window`` unacknowledged at once). In the app, a Textual timer asks to tick every 10 ms: the
 gaps between its ticks are the stalls a key press would have seen (the timer's event goes
-through the app's message queue like any other). Also measured: the time from Bob's first send
+through the app's message queue like any other); and the CPU time the event loop's thread used
+in each gap, which is the app's own share of a stall (the rest is waiting for a core or the
+disk, which a loaded machine inflates). Also measured: the time from Bob's first send
 until the last message is in Alice's log, decrypted, and the time spent in the main screen's
 ``apply`` (one call per batch of client events).
 
@@ -69,6 +71,10 @@ class Figures:
     tick_p50_ms: float
     ticks: int
     gaps_over_100ms: int
+    busy_max_ms: float
+    """The most CPU the app's event loop used between two ticks: the part of a gap that is
+    the app's own work, not waiting for a core on a loaded machine (or for the disk)."""
+    busy_over_100ms: int
     app_cpu_s: float
     """CPU time of this process (the app and its client core) from the first send until all
     are on screen: unlike the gaps, barely moved by other load on the machine."""
@@ -154,7 +160,8 @@ async def measure(
     app = SealchatApp(
         work / "alice", kdf=kdf(), downloads=work / "dl", server_data_dir=work / "unused"
     )
-    ticks: list[float] = []
+    ticks: list[tuple[float, float]] = []
+    """(wall clock, CPU time of the event loop's thread) at each tick."""
     applies: list[float] = []
 
     async with app.run_test(size=SIZE) as pilot:
@@ -231,7 +238,9 @@ async def measure(
 
             unwatch = app.session.client.events.on(watch)
             applies.clear()
-            timer = app.set_interval(TICK, lambda: ticks.append(time.perf_counter()))
+            timer = app.set_interval(
+                TICK, lambda: ticks.append((time.perf_counter(), time.thread_time()))
+            )
             started, cpu = time.perf_counter(), time.process_time()
             proc.stdin.write(b"go\n")
             await proc.stdin.drain()
@@ -261,7 +270,8 @@ async def measure(
                     proc.kill()
                     await proc.wait()
 
-    gaps = sorted((b - a) * 1000 for a, b in itertools.pairwise(ticks))
+    gaps = sorted((b[0] - a[0]) * 1000 for a, b in itertools.pairwise(ticks))
+    busy = sorted((b[1] - a[1]) * 1000 for a, b in itertools.pairwise(ticks))
     return Figures(
         count=count,
         limits=limits,
@@ -273,6 +283,8 @@ async def measure(
         tick_p50_ms=round(statistics.median(gaps), 1) if gaps else 0.0,
         ticks=len(ticks),
         gaps_over_100ms=sum(1 for g in gaps if g > 100),
+        busy_max_ms=round(busy[-1], 1) if busy else 0.0,
+        busy_over_100ms=sum(1 for b in busy if b > 100),
         app_cpu_s=round(cpu, 2),
         apply_calls=len(applies),
         apply_max_ms=round(max(applies, default=0.0) * 1000, 1),
@@ -322,6 +334,8 @@ def report(fig: Figures) -> str:
             f"  10 ms tick gaps       max {fig.tick_max_ms:.1f} ms, p99 {fig.tick_p99_ms:.1f} ms, "
             f"p50 {fig.tick_p50_ms:.1f} ms, {fig.gaps_over_100ms} over 100 ms "
             f"({fig.ticks} ticks)",
+            f"  loop CPU in a gap     max {fig.busy_max_ms:.1f} ms, {fig.busy_over_100ms} over "
+            "100 ms",
             f"  app CPU               {fig.app_cpu_s:.2f} s\n"
             f"  apply() batches       {fig.apply_calls}, longest {fig.apply_max_ms:.1f} ms, "
             f"total {fig.apply_total_ms:.0f} ms",
