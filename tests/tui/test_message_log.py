@@ -3,6 +3,7 @@ from a fake cache, keys and clicks, resizes. (The chat tests drive it through a 
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from textual.pilot import Pilot
 
 from tests.tui.harness import screen_text, until
 from tui.widgets.entries import Entry
-from tui.widgets.message_log import MAX_ROWS, MessageLog
+from tui.widgets.message_log import HARD_MAX_ROWS, MAX_ROWS, MessageLog
 
 T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 FILE = {"type": "file", "name": "notes.pdf", "size": 48213, "file": {}}
@@ -59,6 +60,11 @@ class LogApp(App[None]):
 
 def visible(pilot: Pilot[Any]) -> str:
     return screen_text(pilot)
+
+
+def shown_seqs(pilot: Pilot[Any]) -> list[int]:
+    """The messages on screen, by the number in their text (``m123``)."""
+    return [int(m) for m in re.findall(r"\bm(\d+)\b", visible(pilot))]
 
 
 async def test_follows_the_newest_until_scrolled_up() -> None:
@@ -208,3 +214,21 @@ async def test_a_burst_is_trimmed_to_the_newest_while_following() -> None:
         await pilot.pause()
         oldest = log.oldest_seq
         assert oldest is not None and f"m{oldest:03d}" in visible(pilot)
+
+
+async def test_a_log_left_scrolled_up_is_trimmed_without_moving_the_view() -> None:
+    app = LogApp()
+    async with app.run_test(size=(60, 20)) as pilot:
+        log = app.log_widget
+        log.put([message(seq) for seq in range(1, MAX_ROWS)])
+        await pilot.pause()
+        log.scroll_to(y=log.max_scroll_y - 30, animate=False, immediate=True)
+        await pilot.pause()
+        before = shown_seqs(pilot)
+        assert before and not log.following and MAX_ROWS - 1 not in before
+        for start in range(MAX_ROWS, HARD_MAX_ROWS + 500, 500):
+            log.put([message(seq) for seq in range(start, start + 500)])
+        await pilot.pause()
+        assert len(log.log_rows) <= HARD_MAX_ROWS + 1 and log.oldest_seq is not None
+        assert log.oldest_seq > 1 and not log.following
+        assert shown_seqs(pilot) == before  # what the user reads stays put

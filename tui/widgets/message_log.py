@@ -26,8 +26,9 @@ from tui.widgets.log_rows import DayRow, LogRows, MessageRow, NoticeRow, Row
 
 #: Rows kept while following the newest message; older ones are dropped from the top
 #: (scrolling up reloads them from the local cache). Only the lines on screen are drawn, so
-#: this bounds memory (a row is its entry, its text and its wrapped lines: a few KiB), not
-#: the time of a frame.
+#: this bounds memory, not a frame's time: a row is its entry, its text and its height (1.6 KiB
+#: measured for a short message), its wrapped lines only while among the rows drawn last
+#: (``log_rows.DRAWN_ROWS``).
 MAX_ROWS = 2_000
 #: Rows kept while the user reads older messages and new ones keep arriving: past this the
 #: oldest go anyway, so that a log left scrolled up cannot grow without bound.
