@@ -8,7 +8,9 @@ open; Bob is a headless ``ChatClient`` in a *separate process* (so his encryptio
 in the app's event loop) that sends ``--count`` messages as fast as the server lets him (up to
 ``--window`` unacknowledged at once). In the app, a Textual timer asks to tick every 10 ms: the
 gaps between its ticks are the stalls a key press would have seen (the timer's event goes
-through the app's message queue like any other). Also measured: the time from Bob's first send
+through the app's message queue like any other); and the CPU time the event loop's thread used
+in each gap, which is the app's own share of a stall (the rest is waiting for a core or the
+disk, which a loaded machine inflates). Also measured: the time from Bob's first send
 until the last message is in Alice's log, decrypted, and the time spent in the main screen's
 ``apply`` (one call per batch of client events).
 
@@ -69,6 +71,10 @@ class Figures:
     tick_p50_ms: float
     ticks: int
     gaps_over_100ms: int
+    busy_max_ms: float
+    """The most CPU the app's event loop used between two ticks: the part of a gap that is
+    the app's own work, not waiting for a core on a loaded machine (or for the disk)."""
+    busy_over_100ms: int
     app_cpu_s: float
     """CPU time of this process (the app and its client core) from the first send until all
     are on screen: unlike the gaps, barely moved by other load on the machine."""
@@ -150,12 +156,12 @@ async def measure(
     from tui.client.events import ConnectionState
     from tui.screens.main import MainScreen
     from tui.screens.welcome import UnlockScreen
-    from tui.widgets.message_log import MessageItem
 
     app = SealchatApp(
         work / "alice", kdf=kdf(), downloads=work / "dl", server_data_dir=work / "unused"
     )
-    ticks: list[float] = []
+    ticks: list[tuple[float, float]] = []
+    """(wall clock, CPU time of the event loop's thread) at each tick."""
     applies: list[float] = []
 
     async with app.run_test(size=SIZE) as pilot:
@@ -222,9 +228,7 @@ async def measure(
                 line = await proc.stdout.readline()
             if line.strip() != b"ready":
                 raise RuntimeError(f"the sender did not start: {line!r}")
-            first = await until(
-                "the warm-up on screen", lambda: log.newest_seq if log.by_seq else None
-            )
+            first = await until("the warm-up on screen", lambda: log.newest_seq or None)
             await asyncio.sleep(0.5)
             drops: list[str] = []
 
@@ -234,15 +238,17 @@ async def measure(
 
             unwatch = app.session.client.events.on(watch)
             applies.clear()
-            timer = app.set_interval(TICK, lambda: ticks.append(time.perf_counter()))
+            timer = app.set_interval(
+                TICK, lambda: ticks.append((time.perf_counter(), time.thread_time()))
+            )
             started, cpu = time.perf_counter(), time.process_time()
             proc.stdin.write(b"go\n")
             await proc.stdin.drain()
             last = first + count
 
             def all_shown() -> bool:
-                item = log.item(seq=last)
-                return item is not None and item.entry.kind == "message"
+                entry = log.entry(seq=last)
+                return entry is not None and entry.kind == "message"
 
             await until(f"message {last} on screen", all_shown)
             await asyncio.sleep(0)  # and drawn
@@ -253,7 +259,7 @@ async def measure(
             await asyncio.sleep(1.0)  # a quiet second after the burst
             timer.stop()
             unwatch()
-            items = list(log.query(MessageItem))
+            shown = log.entries()
         finally:
             if proc.returncode is None:
                 proc.stdin.close()
@@ -264,7 +270,8 @@ async def measure(
                     proc.kill()
                     await proc.wait()
 
-    gaps = sorted((b - a) * 1000 for a, b in itertools.pairwise(ticks))
+    gaps = sorted((b[0] - a[0]) * 1000 for a, b in itertools.pairwise(ticks))
+    busy = sorted((b[1] - a[1]) * 1000 for a, b in itertools.pairwise(ticks))
     return Figures(
         count=count,
         limits=limits,
@@ -276,12 +283,14 @@ async def measure(
         tick_p50_ms=round(statistics.median(gaps), 1) if gaps else 0.0,
         ticks=len(ticks),
         gaps_over_100ms=sum(1 for g in gaps if g > 100),
+        busy_max_ms=round(busy[-1], 1) if busy else 0.0,
+        busy_over_100ms=sum(1 for b in busy if b > 100),
         app_cpu_s=round(cpu, 2),
         apply_calls=len(applies),
         apply_max_ms=round(max(applies, default=0.0) * 1000, 1),
         apply_total_ms=round(sum(applies) * 1000, 1),
-        shown=sum(1 for i in items if i.entry.kind == "message"),
-        undecryptable=sum(1 for i in items if i.entry.kind == "undecryptable"),
+        shown=sum(1 for e in shown if e.kind == "message"),
+        undecryptable=sum(1 for e in shown if e.kind == "undecryptable"),
         reconnects=len(drops),
     )
 
@@ -325,6 +334,8 @@ def report(fig: Figures) -> str:
             f"  10 ms tick gaps       max {fig.tick_max_ms:.1f} ms, p99 {fig.tick_p99_ms:.1f} ms, "
             f"p50 {fig.tick_p50_ms:.1f} ms, {fig.gaps_over_100ms} over 100 ms "
             f"({fig.ticks} ticks)",
+            f"  loop CPU in a gap     max {fig.busy_max_ms:.1f} ms, {fig.busy_over_100ms} over "
+            "100 ms",
             f"  app CPU               {fig.app_cpu_s:.2f} s\n"
             f"  apply() batches       {fig.apply_calls}, longest {fig.apply_max_ms:.1f} ms, "
             f"total {fig.apply_total_ms:.0f} ms",

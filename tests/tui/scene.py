@@ -11,7 +11,6 @@ from tui.app import SealchatApp
 from tui.dialogs.forms import FriendRequest
 from tui.widgets.chat_view import ChatView
 from tui.widgets.lists import FriendList
-from tui.widgets.message_log import MessageItem
 
 SIZE = (100, 30)
 
@@ -36,9 +35,7 @@ class Scene:
         return self.chat.room.id
 
     def log_text(self) -> str:
-        return "\n".join(
-            str(i.entry.text or i.entry.problem) for i in self.app.screen.query(MessageItem)
-        )
+        return "\n".join(e.text or e.problem for e in self.chat.log_widget.entries())
 
     async def say(self, text: str) -> None:
         await type_into(self.pilot, "#composer", text)

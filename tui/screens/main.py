@@ -33,7 +33,7 @@ from tui.screens.roster import RoomInfo, Roster
 from tui.screens.sender import Draft
 from tui.widgets.chat_view import ChatView
 from tui.widgets.lists import FriendList, RoomList
-from tui.widgets.message_log import MessageItem
+from tui.widgets.message_log import MessageLog
 from tui.widgets.status import ConnectionStatus
 
 if TYPE_CHECKING:
@@ -332,6 +332,6 @@ class MainScreen(MainActions, Screen[None]):
         if event.users:
             self.verify_user(event.users[0])
 
-    @on(MessageItem.SaveRequested)
-    def _save(self, event: MessageItem.SaveRequested) -> None:
+    @on(MessageLog.SaveRequested)
+    def _save(self, event: MessageLog.SaveRequested) -> None:
         self.save_attachment(event.entry)

@@ -78,7 +78,7 @@ class ChatView(Vertical):
         self.held: list[str] = []
         self._typing: dict[str, float] = {}
         self._read_sent = 0
-        # Kept, not queried: the log below holds hundreds of widgets.
+        # Kept, not queried on every batch of events.
         self.header = Static(id="chat-header")
         self.banner = Horizontal(id="key-banner")
         self.banner_text = Static(id="key-banner-text")
@@ -208,9 +208,9 @@ class ChatView(Vertical):
         for ev in events:
             if isinstance(ev, MessageShown | MessageUndecryptable):
                 entry = entry_of(ev, session.user)
-                pending = log.item(msg_id=ev.msg_id)
-                if pending is not None and pending.entry.seq is None:
-                    entry = pending.entry.delivered(entry)
+                pending = log.entry(msg_id=ev.msg_id)
+                if pending is not None and pending.seq is None:
+                    entry = pending.delivered(entry)
                 batch.append(entry)
                 self._typing.pop(ev.sender, None)
             elif isinstance(ev, MemberChanged):
@@ -251,8 +251,8 @@ class ChatView(Vertical):
         session = self.sapp.session
         if session is None or self.room is None or draft.room != self.room.id:
             return
-        item = self.log_widget.item(msg_id=draft.msg_id)
-        if item is not None and item.entry.state == "delivered":
+        shown = self.log_widget.entry(msg_id=draft.msg_id)
+        if shown is not None and shown.state == "delivered":
             return
         if draft.state == "held":
             self.check_held()
