@@ -46,6 +46,7 @@ from backend.chat.pipeline import (
 )
 from backend.common.events import EventPublisher
 from backend.common.metrics import Lag, latency_histogram
+from backend.common.tasks import stop_if_cancelled, stop_tasks
 from backend.stores.documents.port import DocumentStore, StoredMessage
 from backend.stores.ephemeral.port import Doorbell
 from backend.stores.errors import store_unavailable
@@ -128,9 +129,7 @@ class Archiver:
         try:
             yield self
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await stop_tasks(tasks)
 
     async def consume(self, partition: int) -> None:
         """Archive one partition's deliveries until the queue adapter closes: one at a time,
@@ -147,11 +146,13 @@ class Archiver:
                             await self.handle(delivery)
                         else:
                             await self.handle_batch(batch)
+                        stop_if_cancelled()
                         delay = self._retry_delay
                 return  # the adapter closed
             except QueueUnavailable as exc:
                 log.warning("partition queue unavailable", extra={"queue": name, "error": str(exc)})
             except Exception as exc:
+                stop_if_cancelled()  # a store client turned our cancellation into its error
                 # A bug: the held messages go back (each counted as a delivery) and we restart.
                 # No traceback: an exception's text could quote ciphertext.
                 log.error(

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, TypeGuard
 
 from backend.chat.social import SocialService
 from backend.common.auth_guard import SESSION_ENDED_CHANNEL
+from backend.common.tasks import stop_if_cancelled
 from backend.protocol.codec import encode
 from backend.protocol.frames import Message, Resync, ToDevice
 from backend.stores.ephemeral.inbox import Inbox
@@ -107,6 +108,7 @@ class Fanout:
         try:
             while (first := await inbox.get()) is not None:
                 await self._handle([first, *inbox.take(self._batch - 1)])
+                stop_if_cancelled()
         finally:
             pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):

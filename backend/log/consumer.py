@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 
 from backend.common.events import EVENTS_QUEUE
 from backend.common.metrics import Lag
+from backend.common.tasks import stop_if_cancelled
 from backend.log.records import MalformedEvent, parse_event
 from backend.stores.documents.port import DocumentStore, EventRecord
 from backend.stores.errors import store_unavailable
@@ -92,11 +93,13 @@ class EventConsumer:
                 async with contextlib.aclosing(deliveries):
                     async for delivery in deliveries:
                         await self.handle(delivery)
+                        stop_if_cancelled()
                         delay = self._retry_delay
                 return  # the adapter closed
             except QueueUnavailable as exc:
                 log.warning("events queue unavailable", extra={"error": str(exc)})
             except Exception as exc:
+                stop_if_cancelled()  # a store client turned our cancellation into its error
                 # A bug: the held records go back (each counted as a delivery); start again.
                 log.error("log consumer failed; restarting", extra={"error": type(exc).__name__})
             self.counters.restarts += 1
