@@ -6,7 +6,6 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 from prometheus_client import Histogram
@@ -15,10 +14,11 @@ from backend import __version__
 from backend.chat import views
 from backend.chat.fanout import TO_DEVICE_CHANNEL, Fanout
 from backend.chat.gateway import views as gateway_views
-from backend.chat.gateway.registry import DeviceHook, PresenceHook, Registry
+from backend.chat.gateway.registry import Registry
 from backend.chat.history import History, commit_channels
 from backend.chat.messaging import pending_on_connect
 from backend.chat.pipeline import Intake
+from backend.chat.presence import ClusterPresence
 from backend.chat.room_purge import purge_room
 from backend.chat.social import SocialService
 from backend.chat.typing_throttle import TypingThrottle
@@ -34,11 +34,6 @@ from backend.common.metrics import (
 )
 from backend.common.resources import Stores
 from backend.common.settings import Settings
-from backend.protocol.codec import encode
-from backend.protocol.frames import Presence
-
-if TYPE_CHECKING:
-    from backend.chat.gateway.connection import Connection
 
 log = logging.getLogger("sealchat.chat")
 
@@ -60,6 +55,8 @@ class ChatRuntime:
     """Authenticated WebSocket connections: ``gateway.push(users, frame)`` reaches them."""
     fanout: Fanout | None = None
     """Pushes committed messages to the members connected here (its counters are metrics)."""
+    presence: ClusterPresence | None = None
+    """Claims this node's users in the presence book and announces changes to friends."""
     typing: TypingThrottle = field(default_factory=TypingThrottle)
     """At most one "is typing" per user and room every few seconds."""
     deliver_latency: Histogram = field(
@@ -79,8 +76,11 @@ async def chat_service(settings: Settings, stores: Stores) -> AsyncIterator[Chat
         social.rooms.on_deleted = purge_room(stores)
         gateway = Registry()
         social.set_notifier(gateway.notify)
-        gateway.presence = presence_to_friends(social, gateway)
-        gateway.signed_in = presence_snapshot(social, gateway)
+        if stores.presence is None:
+            raise RuntimeError("the chat service needs the presence book")
+        presence = ClusterPresence(stores.presence, stores.doorbell, social, gateway)
+        gateway.presence = presence.changed
+        gateway.signed_in = presence.snapshot
         intake = Intake(stores.queue, social.is_member, partitions=settings.chat.partitions)
         await intake.declare()
         runtime = ChatRuntime(
@@ -97,8 +97,9 @@ async def chat_service(settings: Settings, stores: Stores) -> AsyncIterator[Chat
         fanout = Fanout(stores.doorbell, channels, social, gateway)
         fanout.latency = runtime.deliver_latency
         runtime.fanout = fanout
+        runtime.presence = presence
         events.emit("service", "chat", action="start")
-        async with fanout.running():
+        async with presence.running(), fanout.running():
             log.info("chat service ready", extra={"partitions": intake.partitions})
             try:
                 yield runtime
@@ -108,30 +109,10 @@ async def chat_service(settings: Settings, stores: Stores) -> AsyncIterator[Chat
                 events.emit("service", "chat", action="stop")
 
 
-def presence_to_friends(social: SocialService, gateway: Registry) -> PresenceHook:
-    """Online/offline goes to the user's friends only (a block ends the friendship)."""
-
-    async def hook(user: str, online: bool) -> None:
-        gateway.push(await social.friends_of(user), Presence(user=user, online=online))
-
-    return hook
-
-
-def presence_snapshot(social: SocialService, gateway: Registry) -> DeviceHook:
-    """A connection that just signed in hears which of its friends are online now (one
-    ``presence`` frame each, after the auth result); changes follow as they happen."""
-
-    async def hook(conn: Connection) -> None:
-        for friend in await social.friends_of(conn.principal.user):
-            if gateway.online(friend):
-                conn.enqueue(encode(Presence(user=friend, online=True)))
-
-    return hook
-
-
 def chat_metrics(runtime: ChatRuntime, _: Stores) -> ServiceMetrics:
     gateway, intake, fanout = runtime.gateway, runtime.intake, runtime.fanout
-    assert fanout is not None  # set before the runtime is handed out
+    presence = runtime.presence
+    assert fanout is not None and presence is not None  # set before the runtime is handed out
     sends = runtime.events.tally.counts
     return ServiceMetrics(
         [
@@ -157,6 +138,11 @@ def chat_metrics(runtime: ChatRuntime, _: Stores) -> ServiceMetrics:
                 "chat_push_failures",
                 "Committed messages that could not be pushed when rung (retried, then resync)",
                 lambda: fanout.push_failures,
+            ),
+            counter(
+                "chat_presence_failures",
+                "Presence changes not recorded or announced (a store was unreachable)",
+                lambda: presence.failures,
             ),
             counter(
                 "chat_doorbell_resyncs",

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from backend.common.settings import Mode, Settings, SettingsError
 from backend.stores.blobs.port import BlobStore
 from backend.stores.documents.port import DocumentStore
-from backend.stores.ephemeral.port import Doorbell, KeyValue
+from backend.stores.ephemeral.port import Doorbell, KeyValue, PresenceBook
 from backend.stores.queue.port import DurableQueue
 from backend.stores.relational import migrate
 from backend.stores.relational.engine import open_engine
@@ -35,6 +35,8 @@ class Stores:
     documents: DocumentStore | None
     blobs: BlobStore | None = None
     """Encrypted attachments; opened with the document store (the chat service's)."""
+    presence: PresenceBook | None = None
+    """Which chat node holds whom; opened with the document store (the chat service's)."""
 
 
 def data_path(settings: Settings, name: str) -> Path:
@@ -53,7 +55,11 @@ async def _embedded(
 ) -> Stores:
     from backend.stores.blobs.sqlite import SqliteBlobStore
     from backend.stores.documents.sqlite import SqliteDocumentStore
-    from backend.stores.ephemeral.memory import MemoryDoorbell, MemoryKeyValue
+    from backend.stores.ephemeral.memory import (
+        MemoryDoorbell,
+        MemoryKeyValue,
+        MemoryPresenceBook,
+    )
     from backend.stores.queue.embedded import SqliteQueue
 
     engine = open_engine(relational_url(settings))
@@ -66,21 +72,23 @@ async def _embedded(
     stack.push_async_callback(doorbell.close)
     queue = SqliteQueue(data_path(settings, "queue.sqlite3"))
     stack.push_async_callback(queue.close)
-    docs, blobs = None, None
+    docs, blobs, presence = None, None, None
     if documents:
+        presence = MemoryPresenceBook()
         docs = SqliteDocumentStore(data_path(settings, "documents.sqlite3"))
         stack.push_async_callback(docs.close)
         await docs.setup()
         blobs = SqliteBlobStore(data_path(settings, "blobs.sqlite3"))
         stack.push_async_callback(blobs.close)
         await blobs.setup()
-    return Stores(engine, kv, doorbell, queue, docs, blobs)
+    return Stores(engine, kv, doorbell, queue, docs, blobs, presence)
 
 
 async def _cluster(stack: contextlib.AsyncExitStack, settings: Settings, documents: bool) -> Stores:
     from backend.stores.blobs.mongo import MongoBlobStore
     from backend.stores.documents.mongo import MongoDocumentStore
     from backend.stores.ephemeral.redis import open_redis
+    from backend.stores.ephemeral.redis_presence import RedisPresenceBook
     from backend.stores.queue.rabbitmq import RabbitQueue
 
     def secret(url: object) -> str:
@@ -95,8 +103,10 @@ async def _cluster(stack: contextlib.AsyncExitStack, settings: Settings, documen
     stack.push_async_callback(doorbell.close)
     queue = RabbitQueue(secret(settings.rabbitmq.url))
     stack.push_async_callback(queue.close)
-    docs, blobs = None, None
+    docs, blobs, presence = None, None, None
     if documents:
+        presence = RedisPresenceBook(secret(settings.redis.url), settings.redis.prefix)
+        stack.push_async_callback(presence.close)
         if settings.mongo.url is None:
             raise SettingsError("setting mongo.url (SEALCHAT_MONGO__URL): required in cluster mode")
         docs = MongoDocumentStore(secret(settings.mongo.url), settings.mongo.database)
@@ -105,7 +115,7 @@ async def _cluster(stack: contextlib.AsyncExitStack, settings: Settings, documen
         blobs = MongoBlobStore(secret(settings.mongo.url), settings.mongo.database)
         stack.push_async_callback(blobs.close)
         await blobs.setup()
-    return Stores(engine, kv, doorbell, queue, docs, blobs)
+    return Stores(engine, kv, doorbell, queue, docs, blobs, presence)
 
 
 @contextlib.asynccontextmanager

@@ -123,10 +123,12 @@ async def test_a_new_connection_hears_which_friends_are_online_already(app_clien
     # twice then, never another one.
     heard = await until_pong(a)
     assert heard[:1] == online(bob.id) and all(f == online(bob.id)[0] for f in heard)
-    # Bob was online first: he hears Alice's change (and nothing of his own). In embedded mode
-    # he hears it twice, for a reason not found yet (announce runs once); clients dedupe.
-    heard = await until_pong(b)
-    assert heard[:1] == online(alice.id) and all(f == online(alice.id)[0] for f in heard)
+    # Bob was online first: he hears Alice's change once (and nothing of his own).
+    frame = await recv(b)
+    while frame["type"] != "presence":
+        frame = await recv(b)
+    assert frame == online(alice.id)[0]
+    assert await until_pong(b) == []
     # Alice's second socket (another device, say) gets the snapshot too.
     # (On a loaded machine Bob's announcement can still be in flight here too.)
     a2 = await connect(client, alice.token)

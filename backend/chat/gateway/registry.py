@@ -59,6 +59,10 @@ class Registry:
     def users_online(self) -> int:
         return len(self._users)
 
+    def online_users(self) -> list[str]:
+        """Every user with a connection here."""
+        return list(self._users)
+
     def online(self, user: str) -> bool:
         return user in self._users
 

@@ -1,5 +1,6 @@
-"""Ephemeral state port (expiring counters and flags, the doorbell); adapters live beside it."""
+"""Ephemeral state port (expiring counters and flags, the doorbell, the presence book);
+adapters live beside it."""
 
-from backend.stores.ephemeral.port import Doorbell, KeyValue, Resync, Ring
+from backend.stores.ephemeral.port import Doorbell, KeyValue, PresenceBook, Resync, Ring
 
-__all__ = ["Doorbell", "KeyValue", "Resync", "Ring"]
+__all__ = ["Doorbell", "KeyValue", "PresenceBook", "Resync", "Ring"]

@@ -7,10 +7,10 @@ a throttle window or a resync, never data.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 
 from backend.stores.ephemeral.inbox import Inbox
-from backend.stores.ephemeral.port import Doorbell, KeyValue, Resync, Ring
+from backend.stores.ephemeral.port import Doorbell, KeyValue, PresenceBook, Resync, Ring
 from backend.stores.ephemeral.ttl import require_ttl
 
 Clock = Callable[[], float]
@@ -129,3 +129,46 @@ class MemoryDoorbell(Doorbell):
         self._closed = True
         for inbox in self._open:
             inbox.end()
+
+
+class MemoryPresenceBook(PresenceBook):
+    """Claims in a dict (user -> node -> deadline on a monotonic clock): one process's view,
+    which in embedded mode is the whole cluster."""
+
+    def __init__(self, clock: Clock = time.monotonic) -> None:
+        self._clock = clock
+        self._claims: dict[str, dict[str, float]] = {}
+
+    def _live(self, user: str) -> dict[str, float]:
+        """``user``'s unexpired claims (expired ones dropped)."""
+        now = self._clock()
+        claims = {n: d for n, d in self._claims.get(user, {}).items() if d > now}
+        if claims:
+            self._claims[user] = claims
+        else:
+            self._claims.pop(user, None)
+        return claims
+
+    async def arrive(self, user: str, node: str, ttl_seconds: int) -> bool:
+        require_ttl(ttl_seconds)
+        claims = self._live(user)
+        first = not claims
+        claims[node] = self._clock() + ttl_seconds
+        self._claims[user] = claims
+        return first
+
+    async def depart(self, user: str, node: str) -> bool:
+        self._claims.get(user, {}).pop(node, None)
+        return not self._live(user)
+
+    async def renew(self, users: Collection[str], node: str, ttl_seconds: int) -> None:
+        require_ttl(ttl_seconds)
+        deadline = self._clock() + ttl_seconds
+        for user in users:
+            self._claims.setdefault(user, {})[node] = deadline
+
+    async def online(self, users: Collection[str]) -> set[str]:
+        return {user for user in users if self._live(user)}
+
+    async def close(self) -> None:
+        self._claims.clear()

@@ -1,4 +1,5 @@
-"""Ephemeral state ports: a key-value store with expiry, and the doorbell (pub/sub).
+"""Ephemeral state ports: a key-value store with expiry, the doorbell (pub/sub), and the
+presence book (which chat nodes hold a connection of whom).
 
 Neither is a record of anything: losing their contents must never lose data, only cost a
 throttle window, a deny-list entry until the token expires anyway, or a resync.
@@ -8,7 +9,7 @@ Adapters: Redis (cluster mode) and in-process memory (embedded mode).
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 
 
@@ -81,3 +82,34 @@ class Doorbell(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None:
         """Release connections and end every open subscription."""
+
+
+class PresenceBook(abc.ABC):
+    """Which chat nodes hold a connection of each user: presence across the cluster.
+
+    Every node claims the users connected to it; a claim lapses ``ttl_seconds`` after it was
+    made or last renewed, so the claims of a node that died without saying goodbye end by
+    themselves. A user is online while any live claim names them.
+    """
+
+    @abc.abstractmethod
+    async def arrive(self, user: str, node: str, ttl_seconds: int) -> bool:
+        """Claim ``user`` for ``node``; True if no node had a live claim before (the user
+        just came online)."""
+
+    @abc.abstractmethod
+    async def depart(self, user: str, node: str) -> bool:
+        """Drop ``node``'s claim on ``user``; True if no live claim remains (the user just
+        went offline)."""
+
+    @abc.abstractmethod
+    async def renew(self, users: Collection[str], node: str, ttl_seconds: int) -> None:
+        """Renew (or re-make) ``node``'s claims on ``users``."""
+
+    @abc.abstractmethod
+    async def online(self, users: Collection[str]) -> set[str]:
+        """Those of ``users`` with a live claim."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release connections."""

@@ -57,12 +57,9 @@ def command_client(url: str, *, max_connections: int = 50, client_name: str | No
     return Redis.from_pool(pool)
 
 
-class RedisKeyValue(KeyValue):
-    """Expiring counters and flags in Redis.
-
-    Given a URL it opens (and on ``close`` closes) its own client; given a client it
-    borrows it, and the caller closes it.
-    """
+class CommandAdapter:
+    """An adapter on short commands. Given a URL it opens (and on ``close`` closes) its own
+    client; given a client it borrows it, and the caller closes it."""
 
     def __init__(self, client_or_url: Redis | str, prefix: str) -> None:
         self._owns_client = isinstance(client_or_url, str)
@@ -70,6 +67,17 @@ class RedisKeyValue(KeyValue):
             command_client(client_or_url) if isinstance(client_or_url, str) else client_or_url
         )
         self._prefix = prefix
+
+    async def close(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()
+
+
+class RedisKeyValue(CommandAdapter, KeyValue):
+    """Expiring counters and flags in Redis."""
+
+    def __init__(self, client_or_url: Redis | str, prefix: str) -> None:
+        super().__init__(client_or_url, prefix)
         self._incr_in_window = self._client.register_script(_INCR_IN_WINDOW)
 
     async def incr(self, key: str, ttl_seconds: int) -> int:
@@ -90,10 +98,6 @@ class RedisKeyValue(KeyValue):
     async def delete(self, *keys: str) -> None:
         if keys:
             await self._client.delete(*(self._prefix + key for key in keys))
-
-    async def close(self) -> None:
-        if self._owns_client:
-            await self._client.aclose()
 
 
 @dataclass
