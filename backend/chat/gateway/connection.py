@@ -53,6 +53,29 @@ EXPIRED_REASON = "token expired: refresh it and reconnect"
 class Connection:
     """The server side of one socket. ``run()`` returns when the socket is closed."""
 
+    # Slots: one of these per socket, 20k sockets on a node.
+    __slots__ = (
+        "_bucket",
+        "_close_request",
+        "_closed",
+        "_commands",
+        "_finished",
+        "_flush_due",
+        "_guard",
+        "_last_id",
+        "_limits",
+        "_opened",
+        "_outbox",
+        "_principal",
+        "_protocol",
+        "_refused_in_a_row",
+        "_stream",
+        "_transport",
+        "_writer",
+        "_ws",
+        "runtime",
+    )
+
     def __init__(
         self,
         ws: web.WebSocketResponse,
@@ -210,13 +233,18 @@ class Connection:
 
     async def _serve_until_expiry(self) -> None:
         """A socket lives no longer than the token it signed in with (plus the leeway every
-        service grants): then the client refreshes its token, reconnects and catches up."""
+        service grants): then the client refreshes its token, reconnects and catches up.
+
+        One timer handle, not a timeout scope: an idle socket costs less, and a request in
+        flight at expiry finishes (its result is dropped with the closing socket)."""
         left = self.principal.expires + LEEWAY_SECONDS - time.time()
+        expiry = asyncio.get_running_loop().call_later(
+            max(left, 0.0), self.close, CloseCode.AUTH_FAILED, EXPIRED_REASON
+        )
         try:
-            async with asyncio.timeout(max(left, 0.0)):
-                await self._serve()
-        except TimeoutError:
-            self.close(CloseCode.AUTH_FAILED, EXPIRED_REASON)
+            await self._serve()
+        finally:
+            expiry.cancel()
 
     async def _serve(self) -> None:
         async for msg in self._ws:
