@@ -13,7 +13,6 @@ from typing import Any
 
 import aiohttp
 
-from backend.chat.gateway.connection import SENDS_IN_FLIGHT
 from backend.common.typedefs import AUTH_SERVICE
 from tests.auth.device_keys import TestDevice
 from tests.chat.social_world import PASSWORD, Person, World, make_world
@@ -282,29 +281,3 @@ async def test_a_socket_does_not_outlive_its_token(aiohttp_client, settings):
     ws = await connect(world.client, token)
     async with asyncio.timeout(15):
         assert await closed_with_patience(ws) == 4001
-
-
-async def test_sends_not_waited_for_are_all_answered_in_request_order(aiohttp_client, settings):
-    # Pipelined: more sends than may be in flight at once, then a request of another type,
-    # all written without waiting; every answer comes, in request order, after its confirm.
-    world = await make_world(aiohttp_client, settings)
-    alice, bob = await world.person(), await world.person()
-    room = await world.group(alice, bob)
-    a, b = [await device_socket(world, p) for p in (alice, bob)]
-    ids = [msg_id() for _ in range(SENDS_IN_FLIGHT + 8)]
-    for n, mid in enumerate(ids, start=2):
-        await a.ws.send_json(
-            {"id": n, "type": "send", "msg_id": mid, "room": room, "ciphertext": "x"}
-        )
-    sync_id = len(ids) + 2
-    await a.ws.send_json({"id": sync_id, "type": "sync"})
-    answers = [await a.next_of("result") for _ in range(len(ids) + 1)]
-    assert [r["id"] for r in answers] == list(range(2, sync_id + 1))
-    assert all(r["success"] for r in answers)
-    assert [r["result"]["msg_id"] for r in answers[:-1]] == ids
-    assert room in answers[-1]["result"]["rooms"]  # the sync, answered after every send
-    got = [await b.next_of("message") for _ in ids]
-    assert sorted(m["msg_id"] for m in got) == sorted(ids)
-    assert [m["seq"] for m in got] == list(range(1, len(ids) + 1))
-    for ws in (a, b):
-        await ws.close()

@@ -2,12 +2,8 @@
 
 - Auth phase: the first frame must be ``auth {token}`` within ``chat.auth_deadline_seconds``;
   anything else closes the socket with 4001. Nothing else is read or pushed before it.
-- Every request is answered by one ``result``, in arrival order. ``send`` requests are
-  pipelined: up to ``SENDS_IN_FLIGHT`` of one connection await their queue confirms at once
-  (each is still answered only after its own confirm), so a burst of sends costs one confirm
-  wait instead of one per message. Any other request waits until everything before it is
-  answered, then runs alone, as before. A bad or unknown frame gets an error result; the
-  loop goes on.
+- Requests are handled one at a time, in arrival order, each answered by one ``result``.
+  A bad or unknown frame gets an error result; the loop goes on.
 - Every outgoing frame (results and pushed events) is a whole WebSocket frame built once
   (``wire.text_frame``; a fan-out hands the same bytes to every recipient) and appended to
   one bounded outbox. The outbox is written to the transport at the end of the event loop's
@@ -26,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from typing import TYPE_CHECKING
 
 from aiohttp import WSMsgType, web
@@ -51,8 +46,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sealchat.gateway")
 
-SENDS_IN_FLIGHT = 32
-"""``send`` requests of one connection awaiting their confirms at once; past it, reading waits."""
 TOO_SLOW_REASON = "too slow: reconnect and catch up from history"
 EXPIRED_REASON = "token expired: refresh it and reconnect"
 
@@ -69,7 +62,6 @@ class Connection:
         "_finished",
         "_flush_due",
         "_guard",
-        "_inflight",
         "_last_id",
         "_limits",
         "_opened",
@@ -109,8 +101,6 @@ class Connection:
         self._outbox: list[bytes] = []
         """Whole frames not yet handed to the transport, in order."""
         self._flush_due = False
-        self._inflight: deque[asyncio.Future[Result]] | None = None
-        """Answers in request order while sends are in flight (made on the first send)."""
         self._writer: asyncio.Task[None] | None = None
         """Only while the transport pushes back, or while closing."""
         self._close_request: tuple[CloseCode, str] | None = None
@@ -253,11 +243,8 @@ class Connection:
         )
         try:
             await self._serve()
-            await self._settle()  # sends in flight finish (their answers may not go out)
         finally:
             expiry.cancel()
-            for pending in self._inflight or ():
-                pending.cancel()  # only if we are cancelled ourselves: the client resends
 
     async def _serve(self) -> None:
         async for msg in self._ws:
@@ -276,73 +263,27 @@ class Connection:
                 log.warning("websocket rate limit exceeded", extra=self._log_fields())
                 self.close(CloseCode.RATE_LIMITED, "rate limit exceeded: slow down", discard=True)
             else:
-                self._answer(Result.fail(frame_id(frame), ErrorCode.RATE_LIMITED, "slow down"))
+                self.send(Result.fail(frame_id(frame), ErrorCode.RATE_LIMITED, "slow down"))
             return
         self._refused_in_a_row = 0
         if isinstance(frame, Request):
             if frame.id <= self._last_id:
-                self._answer(
+                self.send(
                     Result.fail(frame.id, ErrorCode.BAD_FRAME, "id: must increase with each frame")
                 )
                 return
             self._last_id = frame.id
-        if isinstance(frame, Send):
-            await self._pipeline(frame)
-            return
-        await self._settle()  # everything before this request is answered first
-        self.send(await self._commands.dispatch(self, frame))
-
-    async def _pipeline(self, frame: Send) -> None:
-        """Start ``frame`` without waiting for its confirm; its answer keeps its place."""
-        inflight = self._inflight
-        if inflight is None:
-            inflight = self._inflight = deque()
-        while len(inflight) >= SENDS_IN_FLIGHT:
-            await asyncio.wait({inflight[0]})
-            self._answer_ready()
-        task = asyncio.create_task(self._send(frame), name="sealchat-ws-send")
-        inflight.append(task)
-        task.add_done_callback(self._answer_ready)
-
-    async def _send(self, frame: Send) -> Result:
         result = await self._commands.dispatch(self, frame)
-        # The log gets the size and outcome, never the body.
-        self._event(
-            "send",
-            room=frame.room,
-            msg_id=frame.msg_id,
-            size=len(frame.ciphertext),
-            result="success" if result.success else "fail",
-            **({"reason": str(result.error.code)} if result.error else {}),
-        )
-        return result
-
-    def _answer(self, result: Result) -> None:
-        """Send ``result`` now, or behind the answers of the sends still in flight."""
-        if not self._inflight:
-            self.send(result)
-            return
-        done: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
-        done.set_result(result)
-        self._inflight.append(done)
-
-    def _answer_ready(self, _: object = None) -> None:
-        """Send the answers at the head of the line that are ready, in request order."""
-        inflight = self._inflight
-        while inflight and inflight[0].done():
-            head = inflight.popleft()
-            if head.cancelled():
-                continue
-            if (exc := head.exception()) is not None:  # dispatch answers errors itself
-                log.error("send failed", extra={"error": type(exc).__name__})
-                continue
-            self.send(head.result())
-
-    async def _settle(self) -> None:
-        """Wait until every request before now is answered."""
-        while self._inflight:
-            await asyncio.wait(set(self._inflight))
-            self._answer_ready()
+        if isinstance(frame, Send):  # the log gets the size and outcome, never the body
+            self._event(
+                "send",
+                room=frame.room,
+                msg_id=frame.msg_id,
+                size=len(frame.ciphertext),
+                result="success" if result.success else "fail",
+                **({"reason": str(result.error.code)} if result.error else {}),
+            )
+        self.send(result)
 
     # --- writing ---------------------------------------------------------------------------
     def _flush(self) -> None:
