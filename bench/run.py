@@ -32,6 +32,7 @@ GATEWAY_MAX_RINGS = 900
 """A chat node's doorbell inbox holds 1000 rings; a larger burst than it can push would be
 traded for a ``resync`` (the designed overload behaviour: clients refill from history). The
 gateway runs' rings are not in history, so they stay below it and measure throughput."""
+SCENARIOS = ("idle", "fanout10", "gateway10", "fanout100", "reconnect", "brokers")
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGETS: dict[str, type[Target]] = {
     "baseline": Baseline,
@@ -66,6 +67,8 @@ class Plan:
     budget: float = 540.0
     """Seconds the whole run may take, setup included (at least 120 s are left for the
     measurements); phases that would overrun it are skipped and listed."""
+    scenarios: tuple[str, ...] = SCENARIOS
+    """What runs (``--scenarios``); the rest is left out of the report, not skipped."""
 
 
 SMOKE = Plan(
@@ -179,6 +182,9 @@ class Bench:
         p = self.plan
         for size, share in zip(p.sizes, (0.6, 0.85), strict=False):
             best = self.best.setdefault(size, {})
+            with_gateway = size == 10 and "gateway10" in p.scenarios
+            if f"fanout{size}" not in p.scenarios and not with_gateway:
+                continue
             if not self.left(share):
                 self.skip(f"fanout{size}")
                 continue
@@ -194,7 +200,7 @@ class Bench:
                     await self.warm_up(t, receivers[t.name], clients[t.name], size),
                 )
             saturated: set[str] = set()
-            for rate in p.ladder[size]:
+            for rate in p.ladder[size] if f"fanout{size}" in p.scenarios else []:
                 for rep in range(p.reps):
                     for t in self.targets:  # interleaved: A B C D, A B C D, …
                         if not self.left(share):
@@ -222,7 +228,7 @@ class Bench:
                             f"{' noisy' if run['noisy'] else ''}"
                         )
                         await asyncio.sleep(0.3)
-            if size == 10:
+            if with_gateway:
                 await self.gateway(receivers, clients, share + 0.08)
             for cs in clients.values():
                 close_clients(cs)
@@ -331,6 +337,8 @@ class Bench:
 
     async def reconnect(self) -> None:
         p = self.plan
+        if "reconnect" not in p.scenarios:
+            return
         items = []
         for rep in range(min(p.reps, 2)):
             for t in self.targets:
@@ -353,6 +361,8 @@ class Bench:
         self.extra["reconnect (10% of clients killed mid-stream, then caught up)"] = items
 
     async def idle(self) -> None:
+        if "idle" not in self.plan.scenarios:
+            return
         items = []
         for i, t in enumerate(self.targets):
             share = self.until(0.2) / (len(self.targets) - i)
@@ -370,7 +380,7 @@ class Bench:
 
     async def brokers(self) -> None:
         cluster = next((t for t in self.targets if isinstance(t, Cluster)), None)
-        if cluster is None:
+        if cluster is None or "brokers" not in self.plan.scenarios:
             return
         from bench.sealchat_targets import RABBITMQ_URL, REDIS_URL
 
@@ -412,6 +422,8 @@ async def main_async(args: argparse.Namespace) -> int:
         plan.idle_seconds = args.idle_seconds
     if args.budget:
         plan.budget = args.budget
+    if args.scenarios:
+        plan.scenarios = tuple(args.scenarios)
     raise_fd_limit()
     workdir = Path(tempfile.mkdtemp(prefix="sealchat-bench-"))
     bench = Bench(plan, args.targets, workdir)
@@ -421,7 +433,8 @@ async def main_async(args: argparse.Namespace) -> int:
     try:
         await bench.start()
         await bench.idle()  # first: freed memory of earlier sockets would hide the growth
-        await asyncio.sleep(10.0)  # let the servers finish closing the idle sockets
+        if "idle" in plan.scenarios:
+            await asyncio.sleep(10.0)  # let the servers finish closing the idle sockets
         spies = bench.profile(Path(args.profile)) if args.profile else []
         await bench.fanout()
         for spy in spies:  # py-spy writes its file on SIGINT
@@ -485,6 +498,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--idle-seconds", type=float, help="time to open the idle connections (20)")
     p.add_argument("--clients", type=int, help="clients in the fan-out scenarios (500)")
     p.add_argument("--budget", type=float, help="seconds the whole run may take (540)")
+    p.add_argument(
+        "--scenarios", nargs="+", choices=SCENARIOS, help="run only these (default: all)"
+    )
     p.add_argument("--output", default=str(RESULTS / "latest.json"))
     p.add_argument("--profile", help="py-spy the sealchat processes during the fan-out into DIR")
     p.add_argument("--write", action="store_true", help="write the JSON in smoke mode too")

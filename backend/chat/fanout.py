@@ -62,7 +62,7 @@ class _Committed:
 
     room: str
     text: str
-    ts: object
+    ts: datetime
 
 
 class Fanout:
@@ -170,9 +170,7 @@ class Fanout:
     def _push(self, message: _Committed, members: list[str]) -> None:
         self.delivered += self._gateway.push_text(members, message.text)
         if self.latency is not None:
-            with contextlib.suppress(KeyError, TypeError, ValueError):
-                ts = datetime.fromisoformat(str(message.ts).replace("Z", "+00:00"))
-                self.latency.observe(max(0.0, time.time() - ts.timestamp()))
+            self.latency.observe(max(0.0, time.time() - message.ts.timestamp()))
 
     def _deliver_to_device(self, ring: Ring) -> None:
         try:
@@ -199,11 +197,32 @@ def _is_commit(item: Ring | DoorbellResync) -> TypeGuard[Ring]:
     return isinstance(item, Ring) and item.channel not in (SESSION_ENDED_CHANNEL, TO_DEVICE_CHANNEL)
 
 
+_COMMITTED = b'{"type":"committed",'
+_AS_MESSAGE = b'{"type":"message",'
+
+
 def _parse(ring: Ring) -> _Committed | None:
+    """Validate a commit ring as a ``message`` frame and encode it, both once per ring on
+    every chat node: the archiver's compact rings take pydantic's JSON path (no dict in
+    between), anything else the general one."""
     try:
-        data = json.loads(ring.payload)
-        message = Message.model_validate({k: v for k, v in data.items() if k != "type"})
-        return _Committed(room=message.room, text=encode(message), ts=data.get("ts"))
+        payload = ring.payload
+        if payload.startswith(_COMMITTED):
+            message = Message.model_validate_json(_AS_MESSAGE + payload[len(_COMMITTED) :])
+        else:
+            data = json.loads(payload)
+            message = Message.model_validate({k: v for k, v in data.items() if k != "type"})
+        return _Committed(room=message.room, text=wire_text(message), ts=message.ts)
     except (ValueError, KeyError, TypeError, AttributeError):
         log.error("malformed doorbell ring ignored", extra={"channel": ring.channel})
         return None
+
+
+def wire_text(message: Message) -> str:
+    """``codec.encode(message)``, from pydantic's serializer: the same text for a flat frame
+    (no nested ``None`` to drop) whenever it is ASCII; otherwise ``encode``'s own escaping."""
+    try:
+        text = message.model_dump_json(exclude_none=True, by_alias=True)
+    except ValueError:  # a lone surrogate: only encode's escaping can carry it
+        return encode(message)
+    return text if text.isascii() else encode(message)

@@ -195,7 +195,7 @@ class ChatSettings(_Section):
     send_queue_size: int = Field(default=512, ge=1, le=1_000_000)
     """Frames waiting for one slow client; past it, the client is cut off (4008)."""
     send_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
-    """A single write that takes longer than this also means "too slow" (4008)."""
+    """A socket that takes nothing this long while frames wait also means "too slow" (4008)."""
     rate_per_second: float = Field(default=20.0, gt=0, le=100_000)
     """Frames a client may send per second on average (token bucket)."""
     burst: int = Field(default=60, ge=1, le=1_000_000)

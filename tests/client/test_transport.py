@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+from unittest.mock import patch
 
 from backend.chat.gateway.connection import Connection as ServerConnection
 from backend.protocol.errors import CloseCode
@@ -114,17 +115,18 @@ async def test_missed_live_frames_are_filled_from_history(server, tmp_path):
         bob.connect()
         await bob.wait_synced()
         [bob_socket] = server_sockets(server, b_id)
-        enqueue = bob_socket.enqueue
+        enqueue = ServerConnection.enqueue_frame
 
-        def lossy(text: str) -> bool:  # the network loses bob's message frames
-            return True if '"type":"message"' in text else enqueue(text)
+        def lossy(conn: ServerConnection, frame: bytes) -> bool:
+            if conn is bob_socket and b'"type":"message"' in frame:
+                return True  # the network loses bob's message frames
+            return enqueue(conn, frame)
 
-        bob_socket.enqueue = lossy  # type: ignore[method-assign]
-        for n in range(3):
-            await alice.send(room, {"body": f"lost {n}"})
-        await asyncio.sleep(0.5)
-        assert bob_seen.shown(room) == []
-        bob_socket.enqueue = enqueue  # type: ignore[method-assign]
+        with patch.object(ServerConnection, "enqueue_frame", lossy):
+            for n in range(3):
+                await alice.send(room, {"body": f"lost {n}"})
+            await asyncio.sleep(0.5)
+            assert bob_seen.shown(room) == []
         await alice.send(room, {"body": "arrives live"})  # seq 4: bob sees the gap
         await bob_seen.until(lambda: len(bob_seen.shown(room)) == 4)
         assert [m.text for m in bob_seen.shown(room)] == [

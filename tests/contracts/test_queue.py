@@ -307,6 +307,20 @@ async def test_max_length_drops_the_oldest_into_the_dead_letter_queue(queue: Dur
             assert [d.body for d in dropped] == [b"0", b"1"]
 
 
+async def test_max_length_holds_for_publishes_committed_together(queue: DurableQueue) -> None:
+    # Issued at once: the embedded queue commits them in one transaction and trims once.
+    async with asyncio.timeout(TEST_TIMEOUT):
+        spec = await declared(queue, **with_dead_letter(max_length=3))
+        assert spec.dead_letter is not None
+        await asyncio.gather(*(queue.publish(spec.name, str(i).encode()) for i in range(6)))
+        async with contextlib.aclosing(queue.consume(spec.name)) as deliveries:
+            kept = [(await receive(deliveries)).body for _ in range(3)]
+            await assert_quiet(deliveries)
+        async with contextlib.aclosing(queue.consume(spec.dead_letter)) as dead:
+            dropped = [(await receive(dead)).body for _ in range(3)]
+        assert sorted(kept + dropped) == [str(i).encode() for i in range(6)]
+
+
 async def test_max_length_without_dead_letter_queue_drops_the_oldest(queue: DurableQueue) -> None:
     async with asyncio.timeout(TEST_TIMEOUT):
         spec = await declared(queue, max_length=2)

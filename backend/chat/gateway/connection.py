@@ -1,13 +1,18 @@
-"""One WebSocket connection: an auth phase, then requests answered in order, and one writer.
+"""One WebSocket connection: an auth phase, then requests answered in order, and its writes.
 
 - Auth phase: the first frame must be ``auth {token}`` within ``chat.auth_deadline_seconds``;
   anything else closes the socket with 4001. Nothing else is read or pushed before it.
 - Requests are handled one at a time, in arrival order, each answered by one ``result``.
   A bad or unknown frame gets an error result; the loop goes on.
-- Every outgoing frame (results and pushed events) goes through one bounded queue drained
-  by one writer task, so writes never interleave and a producer never waits for a socket.
-  A client that lets the queue fill, or stalls one write past ``chat.send_timeout_seconds``,
-  is cut off with 4008 and catches up from history when it reconnects.
+- Every outgoing frame (results and pushed events) is a whole WebSocket frame built once
+  (``wire.text_frame``; a fan-out hands the same bytes to every recipient) and appended to
+  one bounded outbox. The outbox is written to the transport at the end of the event loop's
+  current pass, everything waiting in one ``write``: frames never interleave, a producer never
+  waits for a socket, and an idle connection has no task of its own. Only when the transport
+  pushes back (its buffer is past the high-water mark) does a writer task wait for it to
+  drain. A client that lets the outbox fill, or whose socket takes nothing for
+  ``chat.send_timeout_seconds`` while frames wait, is cut off with 4008 and catches up from
+  history when it reconnects.
 - A token bucket limits incoming frames; a client that keeps sending while refused is
   closed with 4009.
 """
@@ -17,14 +22,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from typing import TYPE_CHECKING
 
 from aiohttp import WSMsgType, web
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.base_protocol import BaseProtocol
 
 from backend.chat.gateway.auth_phase import Principal, authenticate
 from backend.chat.gateway.commands import COMMANDS, CommandTable, frame_id
 from backend.chat.gateway.ratelimit import TokenBucket
+from backend.chat.gateway.wire import text_frame
 from backend.common.auth_guard import Guard
 from backend.common.errors import ApiError
 from backend.common.settings import ChatSettings
@@ -46,6 +53,29 @@ EXPIRED_REASON = "token expired: refresh it and reconnect"
 class Connection:
     """The server side of one socket. ``run()`` returns when the socket is closed."""
 
+    # Slots: one of these per socket, 20k sockets on a node.
+    __slots__ = (
+        "_bucket",
+        "_close_request",
+        "_closed",
+        "_commands",
+        "_finished",
+        "_flush_due",
+        "_guard",
+        "_last_id",
+        "_limits",
+        "_opened",
+        "_outbox",
+        "_principal",
+        "_protocol",
+        "_refused_in_a_row",
+        "_stream",
+        "_transport",
+        "_writer",
+        "_ws",
+        "runtime",
+    )
+
     def __init__(
         self,
         ws: web.WebSocketResponse,
@@ -53,7 +83,9 @@ class Connection:
         runtime: ChatRuntime,
         guard: Guard,
         limits: ChatSettings,
-        transport: asyncio.Transport | None = None,
+        transport: asyncio.Transport,
+        stream: AbstractStreamWriter,
+        protocol: BaseProtocol,
         commands: CommandTable = COMMANDS,
     ) -> None:
         self.runtime = runtime
@@ -61,12 +93,19 @@ class Connection:
         self._guard = guard
         self._limits = limits
         self._transport = transport
+        self._stream = stream
+        """aiohttp's writer of this socket: its ``drain()`` waits while the transport is full."""
+        self._protocol = protocol
         self._commands = commands
         self._principal: Principal | None = None
-        self._outbox: deque[str] = deque()
-        self._wake = asyncio.Event()
-        self._done = asyncio.Event()
+        self._outbox: list[bytes] = []
+        """Whole frames not yet handed to the transport, in order."""
+        self._flush_due = False
+        self._writer: asyncio.Task[None] | None = None
+        """Only while the transport pushes back, or while closing."""
         self._close_request: tuple[CloseCode, str] | None = None
+        self._closed: asyncio.Future[None] | None = None
+        self._finished = False
         self._bucket = TokenBucket(limits.rate_per_second, limits.burst)
         self._refused_in_a_row = 0
         self._last_id = 0
@@ -86,22 +125,29 @@ class Connection:
         return self._close_request
 
     def send(self, frame: Frame) -> bool:
-        return self.enqueue(encode(frame))
+        return self.enqueue_frame(text_frame(encode(frame)))
 
     def enqueue(self, text: str) -> bool:
         """Queue already-encoded text; False if it was dropped (closing, or queue full)."""
+        return self.enqueue_frame(text_frame(text))
+
+    def enqueue_frame(self, frame: bytes) -> bool:
+        """Queue a whole WebSocket frame (``wire.text_frame``); False if it was dropped."""
         if self._close_request is not None:
             return False
-        if len(self._outbox) >= self._limits.send_queue_size:
+        outbox = self._outbox
+        if len(outbox) >= self._limits.send_queue_size:
             log.warning("websocket client too slow", extra=self._log_fields())
             self.close(CloseCode.TOO_SLOW, TOO_SLOW_REASON, discard=True)
             return False
-        self._outbox.append(text)
-        self._wake.set()
+        outbox.append(frame)
+        if not self._flush_due and self._writer is None:
+            self._flush_due = True
+            asyncio.get_running_loop().call_soon(self._flush)
         return True
 
     def close(self, code: CloseCode, reason: str, *, discard: bool = False) -> None:
-        """Ask the writer to close the socket after the queued frames (none if ``discard``).
+        """Close the socket after the queued frames (none if ``discard``).
 
         The first request wins: its code is the one the client sees.
         """
@@ -109,14 +155,18 @@ class Connection:
             self._outbox.clear()
         if self._close_request is None:
             self._close_request = (code, reason)
-        self._wake.set()
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_out(), name="sealchat-ws-writer")
 
     async def wait_closed(self) -> None:
-        await self._done.wait()
+        if self._finished:
+            return
+        if self._closed is None:
+            self._closed = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._closed)
 
     # --- lifecycle ---------------------------------------------------------------------------
     async def run(self) -> None:
-        writer = asyncio.create_task(self._write_loop(), name="sealchat-ws-writer")
         try:
             if await self._auth_phase() and self._close_request is None:
                 registry = self.runtime.gateway
@@ -128,9 +178,12 @@ class Connection:
         finally:
             self.close(CloseCode.NORMAL, "")
             try:
-                await writer  # cancelled with us if the handler itself is cancelled
+                if self._writer is not None:
+                    await self._writer  # cancelled with us if the handler itself is cancelled
             finally:
-                self._done.set()
+                self._finished = True
+                if self._closed is not None and not self._closed.done():
+                    self._closed.set_result(None)
                 if self._principal is not None:
                     code = self._close_request[0] if self._close_request else None
                     log.info("websocket closed", extra={**self._log_fields(), "code": code})
@@ -180,13 +233,18 @@ class Connection:
 
     async def _serve_until_expiry(self) -> None:
         """A socket lives no longer than the token it signed in with (plus the leeway every
-        service grants): then the client refreshes its token, reconnects and catches up."""
+        service grants): then the client refreshes its token, reconnects and catches up.
+
+        One timer handle, not a timeout scope: an idle socket costs less, and a request in
+        flight at expiry finishes (its result is dropped with the closing socket)."""
         left = self.principal.expires + LEEWAY_SECONDS - time.time()
+        expiry = asyncio.get_running_loop().call_later(
+            max(left, 0.0), self.close, CloseCode.AUTH_FAILED, EXPIRED_REASON
+        )
         try:
-            async with asyncio.timeout(max(left, 0.0)):
-                await self._serve()
-        except TimeoutError:
-            self.close(CloseCode.AUTH_FAILED, EXPIRED_REASON)
+            await self._serve()
+        finally:
+            expiry.cancel()
 
     async def _serve(self) -> None:
         async for msg in self._ws:
@@ -227,24 +285,45 @@ class Connection:
             )
         self.send(result)
 
-    # --- the one writer ------------------------------------------------------------------------
-    async def _write_loop(self) -> None:
+    # --- writing ---------------------------------------------------------------------------
+    def _flush(self) -> None:
+        """Hand everything queued to the transport in one write (called soon after a queue)."""
+        self._flush_due = False
+        if self._writer is not None or not self._outbox:
+            return  # the writer task owns the outbox now
+        if self._protocol.writing_paused:
+            self._writer = asyncio.create_task(self._write_out(), name="sealchat-ws-writer")
+            return
+        self._write_now()
+
+    def _write_now(self) -> None:
+        frames, self._outbox = self._outbox, []
+        if self._ws.closed or self._transport.is_closing():
+            return  # the peer is gone or the socket is closing: nothing more can be written
+        self._transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
+
+    async def _write_out(self) -> None:
+        """Write the outbox as the transport drains, then either hand writing back to
+        ``_flush`` or, once a close is requested, close the socket."""
         try:
             while True:
                 if self._outbox:
-                    text = self._outbox.popleft()
-                    async with asyncio.timeout(self._limits.send_timeout_seconds):
-                        await self._ws.send_str(text)
-                elif self._close_request is not None:
-                    break
+                    if self._protocol.writing_paused:
+                        async with asyncio.timeout(self._limits.send_timeout_seconds):
+                            await self._stream.drain()
+                    self._write_now()
+                elif self._close_request is None:
+                    self._writer = None  # caught up: queued frames are flushed directly again
+                    return
                 else:
-                    self._wake.clear()
-                    await self._wake.wait()
+                    break
         except TimeoutError:
             log.warning("websocket write stalled", extra=self._log_fields())
             self.close(CloseCode.TOO_SLOW, TOO_SLOW_REASON, discard=True)
         except ConnectionError:
             self._outbox.clear()  # the peer is gone; nothing more can be written
+            if self._close_request is None:
+                self._close_request = (CloseCode.NORMAL, "")
         await self._close_socket()
 
     async def _close_socket(self) -> None:

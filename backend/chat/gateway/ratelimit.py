@@ -7,6 +7,8 @@ from collections.abc import Callable
 
 
 class TokenBucket:
+    __slots__ = ("_clock", "_stamp", "_tokens", "burst", "rate")
+
     def __init__(
         self, rate: float, burst: int, *, clock: Callable[[], float] = time.monotonic
     ) -> None:

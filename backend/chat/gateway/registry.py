@@ -1,6 +1,7 @@
 """Who is connected: authenticated connections by user and by device, to push events to.
 
-``push`` encodes a frame once and queues the same text on every matching connection; it
+``push`` encodes a frame once, builds its WebSocket frame once (``wire.text_frame``) and
+queues the same bytes on every matching connection; it
 never waits for a socket (each connection has its own bounded queue and writer), so one slow
 client cannot hold up a fan-out. Presence changes (a user's first connection opens, their
 last one closes) go to ``presence``, a hook the service wires to the user's friends; every new
@@ -14,6 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from backend.chat.gateway.wire import text_frame
 from backend.protocol.codec import BadFrame, encode, from_json_value
 from backend.protocol.errors import CloseCode
 from backend.protocol.frames import SERVER_FRAMES, Frame
@@ -100,10 +102,15 @@ class Registry:
         self, users: Iterable[str], text: str, *, exclude: Connection | None = None
     ) -> int:
         """Like ``push`` for a frame already encoded (one fan-out, many nodes)."""
+        frame = text_frame(text)
         queued = 0
+        index = self._users
         for user in dict.fromkeys(users):  # each user once, in order
-            for conn in tuple(self._users.get(user, ())):
-                if conn is not exclude and conn.enqueue(text):
+            conns = index.get(user)
+            if conns is None:
+                continue
+            for conn in tuple(conns):
+                if conn is not exclude and conn.enqueue_frame(frame):
                     queued += 1
         return queued
 
@@ -125,8 +132,9 @@ class Registry:
         return self.push_text(tuple(self._users), encode(frame))
 
     def push_to_device(self, user: str, device: str, frame: Frame) -> int:
-        text = encode(frame)
-        return sum(conn.enqueue(text) for conn in tuple(self._devices.get((user, device), ())))
+        data = text_frame(encode(frame))
+        conns = tuple(self._devices.get((user, device), ()))
+        return sum(conn.enqueue_frame(data) for conn in conns)
 
     async def close_session(self, session: str) -> int:
         """Close every socket signed in with a token of ``session`` (logout, token theft)."""

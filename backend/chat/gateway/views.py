@@ -38,6 +38,9 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         await ws.close(code=CloseCode.BAD_ORIGIN, message=b"origin not allowed")
         return ws
     live = request.app[LIVE_SOCKETS]
+    transport = request.transport
+    if transport is None:
+        return ws  # the client is already gone
     if live.closing:
         await ws.close(code=CloseCode.GOING_AWAY, message=SHUTDOWN_REASON.encode())
         return ws
@@ -46,7 +49,9 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         runtime=request.config_dict[CHAT_RUNTIME],
         guard=request.config_dict[GUARD],
         limits=settings.chat,
-        transport=request.transport,
+        transport=transport,
+        stream=request.writer,
+        protocol=request.protocol,
     )
     live.add(conn)
     try:

@@ -35,9 +35,17 @@ class _Job:
 class GroupCommit:
     """Runs submitted operations, in submission order, in as few transactions as possible."""
 
-    def __init__(self, engine: AsyncEngine, on_commit: Callable[[set[str]], None]) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        on_commit: Callable[[set[str]], None],
+        *,
+        before_commit: Callable[[AsyncConnection], Awaitable[None]] | None = None,
+    ) -> None:
         self._engine = engine
         self._on_commit = on_commit
+        self._before_commit = before_commit
+        """Runs last in every transaction (work the batch's operations left for the end)."""
         self._jobs: list[_Job] = []
         self._task: asyncio.Task[None] | None = None
         self._closed = False
@@ -88,7 +96,10 @@ class GroupCommit:
 
     async def _run(self, batch: list[_Job]) -> list[Any]:
         async with self._engine.begin() as conn:
-            return [await job.op(conn) for job in batch]
+            results = [await job.op(conn) for job in batch]
+            if self._before_commit is not None:
+                await self._before_commit(conn)
+            return results
 
     def _done(self, batch: list[_Job], results: list[Any]) -> None:
         touched: set[str] = set()

@@ -97,6 +97,8 @@ class QueueStore:
 
     def __init__(self) -> None:
         self.declared: dict[str, Declared] = {}
+        self._untrimmed: set[str] = set()
+        """Length-limited queues published to since the last ``trim_published``."""
 
     async def load(self, conn: AsyncConnection) -> None:
         rows = await conn.execute(select(queues))
@@ -148,7 +150,19 @@ class QueueStore:
                 queue=queue, body=body, message_id=message_id, headers=dict(headers)
             )
         )
-        await self._trim(conn, queue)
+        if self._settings(queue).max_length is not None:
+            self._untrimmed.add(queue)  # trimmed once per transaction: ``trim_published``
+
+    async def trim_published(self, conn: AsyncConnection) -> None:
+        """Trim each queue published to, once, at the end of the transaction.
+
+        The same rows go as when trimming after every insert (the oldest ready ones beyond
+        the limit; nothing claims in between inside one transaction), for one count query
+        per queue instead of one per publish: an events batch of 64 paid 64 counts.
+        """
+        queues, self._untrimmed = self._untrimmed, set()
+        for queue in sorted(queues):
+            await self._trim(conn, queue)
 
     async def claim(
         self, conn: AsyncConnection, queue: str, owner: str, limit: int

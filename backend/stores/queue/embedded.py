@@ -39,7 +39,9 @@ class SqliteQueue(DurableQueue):
     def __init__(self, path: str | os.PathLike[str], *, poll_interval: float = 5.0) -> None:
         self._engine = open_engine("sqlite+aiosqlite:///" + os.fspath(path))
         self._store = QueueStore()
-        self._writer = GroupCommit(self._engine, self._wake)
+        self._writer = GroupCommit(
+            self._engine, self._wake, before_commit=self._store.trim_published
+        )
         self._subscriptions: set[SqliteSubscription] = set()
         # Single-active-consumer queues, and every queue's subscriptions in opening order.
         self._single_active: dict[str, bool] = {}
