@@ -9,6 +9,7 @@ says how to start it, or how to deselect its tests with ``-m``.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import uuid
@@ -66,3 +67,10 @@ def free_port(low: int = 20000, high: int = 32000) -> int:
 
 def rabbitmqctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
+
+
+def sigint_as_in_a_terminal() -> None:
+    """``preexec_fn`` for a child the test stops with Ctrl+C's signal: SIGINT at its default, as
+    in an interactive terminal. A suite run as a background job (``cmd &`` without job control)
+    hands its children SIGINT *ignored*, and a Python program then never sees it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -198,6 +198,7 @@ def test_tail_follow_prints_what_arrives_and_stops_on_ctrl_c(server_url, tmp_pat
          f"@{alice.user}", "--follow", "--count", "1"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "SEALCHAT_PASSPHRASE": f"local secret of {bob.user}"},
+        preexec_fn=services.sigint_as_in_a_terminal,
     )  # fmt: skip
     try:
         assert follow.stdout is not None

@@ -117,6 +117,7 @@ def test_logs_follow_prints_new_records_as_they_come(server, tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=services.sigint_as_in_a_terminal,
     )  # fmt: skip
     try:
         newcomer = "u" + uuid.uuid4().hex[:8]
