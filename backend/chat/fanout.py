@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, TypeGuard
 from backend.chat.social import SocialService
 from backend.common.auth_guard import SESSION_ENDED_CHANNEL
 from backend.common.tasks import stop_if_cancelled
-from backend.protocol.codec import encode
+from backend.protocol.codec import encode_flat
 from backend.protocol.frames import Message, Resync, ToDevice
 from backend.stores.ephemeral.inbox import Inbox
 from backend.stores.ephemeral.port import Doorbell, Ring
@@ -212,17 +212,7 @@ def _parse(ring: Ring) -> _Committed | None:
         else:
             data = json.loads(payload)
             message = Message.model_validate({k: v for k, v in data.items() if k != "type"})
-        return _Committed(room=message.room, text=wire_text(message), ts=message.ts)
+        return _Committed(room=message.room, text=encode_flat(message), ts=message.ts)
     except (ValueError, KeyError, TypeError, AttributeError):
         log.error("malformed doorbell ring ignored", extra={"channel": ring.channel})
         return None
-
-
-def wire_text(message: Message) -> str:
-    """``codec.encode(message)``, from pydantic's serializer: the same text for a flat frame
-    (no nested ``None`` to drop) whenever it is ASCII; otherwise ``encode``'s own escaping."""
-    try:
-        text = message.model_dump_json(exclude_none=True, by_alias=True)
-    except ValueError:  # a lone surrogate: only encode's escaping can carry it
-        return encode(message)
-    return text if text.isascii() else encode(message)

@@ -127,3 +127,13 @@ def encode(frame: Frame) -> str:
     """The wire text of ``frame``; absent optional fields are left out."""
     body = {k: v for k, v in frame.model_dump(mode="json", by_alias=True).items() if v is not None}
     return json.dumps(body, separators=(",", ":"), ensure_ascii=True)
+
+
+def encode_flat(frame: Frame) -> str:
+    """``encode(frame)`` for a frame without nested models, from pydantic's serializer (the
+    fan-out's hot path): the same text whenever it is ASCII, else ``encode``'s own escaping."""
+    try:
+        text = frame.model_dump_json(exclude_none=True, by_alias=True)
+    except ValueError:  # a lone surrogate: only encode's escaping can carry it
+        return encode(frame)
+    return text if text.isascii() else encode(frame)

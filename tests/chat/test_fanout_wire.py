@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from backend.chat.fanout import _parse, wire_text
+from backend.chat.fanout import _parse
 from backend.chat.history import committed_ring, message_wire
-from backend.protocol.codec import encode
+from backend.protocol.codec import encode, encode_flat
 from backend.protocol.frames import Message
 from backend.stores.documents.port import StoredMessage
 from backend.stores.ephemeral.port import Ring
@@ -68,6 +68,6 @@ def test_a_malformed_ring_is_ignored():
     assert _parse(Ring("committed.0", b"not json")) is None
 
 
-def test_wire_text_matches_encode_for_a_plain_message():
+def test_encode_flat_matches_encode_for_a_plain_message():
     message = Message.model_validate(message_wire(stored()))
-    assert wire_text(message) == encode(message)
+    assert encode_flat(message) == encode(message)
