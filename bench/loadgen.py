@@ -202,7 +202,7 @@ async def fanout_run(
     sizes: dict[str, int] = defaultdict(int)
     for c in clients:
         sizes[c.room] += 1
-    usage = Usage(target.pids())
+    usage = Usage(target.processes())
     usage.start(brokers=target.brokers)
     start_us, lag_ms, room_msgs = await send_open_loop(target, clients, rate, count, first)
     expected = sum(len(ns) * sizes[room] for room, ns in room_msgs.items())
@@ -214,7 +214,7 @@ async def fanout_run(
 
 def summarise_run(
     receiver: Receiver,
-    used: dict[str, float],
+    used: dict[str, Any],
     verdict: dict[str, Any],
     count: int,
     expected: int,
@@ -236,6 +236,9 @@ def summarise_run(
         "cpu_user_us_per_delivery": used["server_user_s"] * 1e6 / n,
         "cpu_sys_us_per_delivery": used["server_sys_s"] * 1e6 / n,
         "broker_cpu_us_per_delivery": used["broker_cpu_s"] * 1e6 / n,
+        "cpu_us_per_delivery_by_process": {
+            name: seconds * 1e6 / n for name, seconds in used["cpu_s_by_process"].items()
+        },
         "send_lag_ms": lag_ms,
         **{k: used[k] for k in ("rss_bytes", "machine_busy_cores", "steal_pct", "other_cores")},
         "loadgen_cores": used["loadgen_cpu_s"] / used["wall_s"],

@@ -17,6 +17,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -173,7 +174,8 @@ class Child:
 class Usage:
     """CPU and memory of a set of processes and of the machine between two samples."""
 
-    pids: list[int]
+    processes: dict[str, int]
+    """The target's processes by name (``chat1``, ``archiver``…) and pid."""
     loadgen_pid: int = field(default_factory=os.getpid)
     _t0: float = 0.0
     _proc0: list[tuple[int, int]] = field(default_factory=list)
@@ -184,17 +186,18 @@ class Usage:
 
     def start(self, *, brokers: bool = False) -> None:
         self._t0 = time.monotonic()
-        self._proc0 = [cpu_ticks(p) for p in self.pids]
+        self._proc0 = [cpu_ticks(p) for p in self.processes.values()]
         self._gen0 = cpu_ticks(self.loadgen_pid)
         self._mach0 = machine_ticks()
         self._brokers = broker_pids() if brokers else {}
         self._brokers0 = {n: cpu_ticks(p) for n, p in self._brokers.items()}
 
-    def stop(self) -> dict[str, float]:
-        """Seconds of server user/sys CPU, load generator CPU, machine busy and steal (in
-        cores), CPU left to everything else (other people's work: noise), and RSS."""
+    def stop(self) -> dict[str, Any]:
+        """Seconds of server user/sys CPU (also per process, brokers included), load generator
+        CPU, machine busy and steal (in cores), CPU left to everything else (other people's
+        work: noise), and RSS."""
         wall = max(time.monotonic() - self._t0, 1e-6)
-        now = [cpu_ticks(p) for p in self.pids]
+        now = [cpu_ticks(p) for p in self.processes.values()]
         user = sum(a[0] - b[0] for a, b in zip(now, self._proc0, strict=True)) / TICK
         system = sum(a[1] - b[1] for a, b in zip(now, self._proc0, strict=True)) / TICK
         g = cpu_ticks(self.loadgen_pid)
@@ -204,10 +207,14 @@ class Usage:
         total = max(d["busy"] + d["idle"] + d["steal"], 1)
         cores = os.cpu_count() or 1
         busy_cores = d["busy"] / total * cores
-        brokers = 0.0
+        by_process = {
+            name: (a[0] + a[1] - b[0] - b[1]) / TICK
+            for name, a, b in zip(self.processes, now, self._proc0, strict=True)
+        }
         for name, pid in self._brokers.items():
             u, s = cpu_ticks(pid)
-            brokers += (u + s - sum(self._brokers0[name])) / TICK
+            by_process[name] = (u + s - sum(self._brokers0[name])) / TICK
+        brokers = sum(by_process[name] for name in self._brokers)
         other = busy_cores - (user + system + gen + brokers) / wall
         return {
             "wall_s": wall,
@@ -218,5 +225,6 @@ class Usage:
             "machine_busy_cores": busy_cores,
             "steal_pct": 100.0 * d["steal"] / total,
             "other_cores": max(other, 0.0),
-            "rss_bytes": float(sum(rss_bytes(p) for p in self.pids)),
+            "rss_bytes": float(sum(rss_bytes(p) for p in self.processes.values())),
+            "cpu_s_by_process": by_process,
         }

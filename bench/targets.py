@@ -125,7 +125,11 @@ class Target(abc.ABC):
         """The frame that sends message ``n`` (scheduled at ``t`` µs) to the client's room."""
 
     def pids(self) -> list[int]:
-        return [c.pid for c in self.children if c.running]
+        return list(self.processes().values())
+
+    def processes(self) -> dict[str, int]:
+        """The running server processes by name."""
+        return {c.name: c.pid for c in self.children if c.running}
 
     def idle_pid(self) -> int:
         """The process that holds the sockets of the idle scenario."""
