@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -18,6 +18,7 @@ from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import AbstractBackoff, ExponentialWithJitterBackoff, NoBackoff
 
+from backend.common.tasks import stop_if_cancelled
 from backend.stores.ephemeral.inbox import Inbox
 from backend.stores.ephemeral.port import Doorbell, KeyValue, Resync, Ring
 from backend.stores.ephemeral.ttl import require_ttl
@@ -157,6 +158,16 @@ class RedisDoorbell(Doorbell):
         self._require_open()
         await self._publisher.publish(self._prefix + channel, payload)
 
+    async def ring_many(self, rings: Sequence[Ring]) -> None:
+        """One pipeline of PUBLISH commands: one round trip for a batch of rings."""
+        self._require_open()
+        if not rings:
+            return
+        async with self._publisher.pipeline(transaction=False) as pipe:
+            for ring in rings:
+                pipe.publish(self._prefix + ring.channel, ring.payload)
+            await pipe.execute()
+
     def subscribe(self, *channels: str) -> AsyncIterator[Ring | Resync]:
         self._require_open()
         if not channels:
@@ -188,6 +199,8 @@ class RedisDoorbell(Doorbell):
                 try:
                     await self._session(subscription)
                 except _CONNECTION_LOST as exc:
+                    # redis-py can turn our cancellation into a timeout: stop, do not reconnect.
+                    stop_if_cancelled()
                     subscription.failures += 1
                     delay = self._backoff.compute(subscription.failures)
                     log.warning(
@@ -205,6 +218,7 @@ class RedisDoorbell(Doorbell):
         pubsub = self._subscriber.pubsub()
         try:
             early = await self._subscribe(pubsub, subscription.names)
+            stop_if_cancelled()  # redis-py may have swallowed a cancellation while connecting
             subscription.inbox.put(Resync(subscription.resync_reason))
             subscription.resync_reason = "reconnected"
             subscription.failures = 0
@@ -226,6 +240,7 @@ class RedisDoorbell(Doorbell):
             await pubsub.subscribe(*names)
             while pending:
                 message = await pubsub.get_message(timeout=None)
+                stop_if_cancelled()
                 if message is None:
                     continue
                 if message["type"] == "subscribe":
@@ -239,6 +254,7 @@ class RedisDoorbell(Doorbell):
         awaiting_pong = False
         while True:
             message = await pubsub.get_message(timeout=self._health_check_interval)
+            stop_if_cancelled()
             if message is None:
                 if awaiting_pong:
                     raise TimeoutError(f"no reply to PING within {self._health_check_interval} s")
