@@ -72,7 +72,9 @@ async def chat_service(settings: Settings, stores: Stores) -> AsyncIterator[Chat
     if stores.documents is None:
         raise RuntimeError("the chat service needs the document store")
     async with EventPublisher(stores.queue, "chat").running() as events:
-        social = SocialService(stores.engine, events)
+        social = SocialService(
+            stores.engine, events, member_cache_seconds=settings.chat.member_cache_seconds
+        )
         social.rooms.on_deleted = purge_room(stores)
         gateway = Registry()
         social.set_notifier(gateway.notify)
@@ -99,7 +101,11 @@ async def chat_service(settings: Settings, stores: Stores) -> AsyncIterator[Chat
         runtime.fanout = fanout
         runtime.presence = presence
         events.emit("service", "chat", action="start")
-        async with presence.running(), fanout.running():
+        async with (
+            social.members_cache.running(stores.doorbell),
+            presence.running(),
+            fanout.running(),
+        ):
             log.info("chat service ready", extra={"partitions": intake.partitions})
             try:
                 yield runtime

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -49,6 +49,10 @@ log = logging.getLogger("sealchat.chat.rooms")
 
 async def _nothing(room_id: str) -> None:
     """No store to purge (a process without documents, e.g. unit tests of rooms alone)."""
+
+
+async def _nobody_caches(room_ids: Collection[str]) -> None:
+    """No member cache to tell (unit tests of rooms alone)."""
 
 
 def new_room_id() -> str:
@@ -94,6 +98,9 @@ class RoomService(RoomReads):
         self.clock = clock
         self.on_deleted: Callable[[str], Awaitable[None]] = _nothing
         """Called once a room is deleted: the chat service purges its messages and files."""
+        self.on_membership_changed: Callable[[Collection[str]], Awaitable[None]] = _nobody_caches
+        """Called after every committed change, before anyone is told: the member caches
+        forget the rooms (``member_cache.py``)."""
 
     # --- changes -------------------------------------------------------------------------------
     @contextlib.asynccontextmanager
@@ -105,6 +112,8 @@ class RoomService(RoomReads):
             yield tx, me
 
     async def _flush(self, outbox: Outbox) -> None:
+        if outbox.records:
+            await self.on_membership_changed(dict.fromkeys(e.room_id for e, _ in outbox.records))
         for entry, data in outbox.records:
             if entry.target_id is not None and entry.target_id != entry.actor_id:
                 data["target"] = entry.target_id

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backend.chat.friends import FriendService
+from backend.chat.member_cache import MemberCache
 from backend.chat.notifier import Event, Notices, Notifier, nobody
 from backend.chat.room_store import RoomStore
 from backend.chat.rooms import RoomService
@@ -30,6 +31,7 @@ class SocialService:
         *,
         notifier: Notifier = nobody,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        member_cache_seconds: float = 0.0,
     ) -> None:
         self.notices = Notices(notifier)
         self._graph = SocialStore(engine)
@@ -40,6 +42,11 @@ class SocialService:
             notices=self.notices,
             clock=clock,
         )
+        self.members_cache = MemberCache(
+            self.rooms.members, self.rooms.is_member, ttl=member_cache_seconds
+        )
+        """Answers ``is_member`` between changes once running (``member_cache.py``)."""
+        self.rooms.on_membership_changed = self.members_cache.changed
         self.friends = FriendService(
             store=self._graph, rooms=self.rooms, events=events, notices=self.notices, clock=clock
         )
@@ -50,7 +57,7 @@ class SocialService:
 
     async def is_member(self, room_id: str, user_id: str) -> bool:
         """Whether ``user_id`` is in the room now: the check before every send and read."""
-        return await self.rooms.is_member(room_id, user_id)
+        return await self.members_cache.is_member(room_id, user_id)
 
     async def members(self, room_id: str) -> list[str]:
         """Everyone in the room now (empty for an unknown or deleted room)."""
