@@ -48,7 +48,7 @@ from backend.common.events import EventPublisher
 from backend.common.metrics import Lag, latency_histogram
 from backend.common.tasks import stop_if_cancelled, stop_tasks
 from backend.stores.documents.port import DocumentStore, StoredMessage
-from backend.stores.ephemeral.port import Doorbell
+from backend.stores.ephemeral.port import Doorbell, Ring
 from backend.stores.errors import store_unavailable
 from backend.stores.queue.port import Delivery, DurableQueue, QueueUnavailable
 
@@ -197,8 +197,7 @@ class Archiver:
                 await self._archive(delivery, envelope)
             return
         self.batches += 1
-        for message in stored:
-            await self._ring(message)
+        await self._ring_batch(stored)
         await asyncio.gather(*(delivery.ack() for delivery, _ in decoded))
 
     async def _commit_batch(self, envelopes: list[Envelope]) -> list[StoredMessage] | None:
@@ -334,6 +333,29 @@ class Archiver:
                     log.warning(
                         "could not ring a committed message",
                         extra={"msg_id": message.msg_id, "error": type(exc).__name__},
+                    )
+                    return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self._max_retry_delay)
+
+    async def _ring_batch(self, messages: list[StoredMessage]) -> None:
+        """Ring a batch in one round trip, retrying briefly (see ``_ring``). A retry rings
+        the whole batch again: a member may get a message twice, and keeps it once (by seq)."""
+        rings = [
+            Ring(commit_channel(partition_of(m.room, self.partitions)), committed_ring(m))
+            for m in messages
+        ]
+        delay = self._retry_delay
+        for attempt in range(1, self._ring_attempts + 1):
+            try:
+                await self._doorbell.ring_many(rings)
+                return
+            except Exception as exc:
+                if attempt == self._ring_attempts:
+                    self.counters.ring_failures += len(rings)
+                    log.warning(
+                        "could not ring committed messages",
+                        extra={"messages": len(rings), "error": type(exc).__name__},
                     )
                     return
             await asyncio.sleep(delay)

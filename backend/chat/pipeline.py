@@ -14,7 +14,7 @@ import hashlib
 import json
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -172,11 +172,16 @@ class Envelope:
         )
 
     def encode(self) -> bytes:
-        data = asdict(self)
-        data["ts"] = format_ts(self.ts)
-        if self.expires_at is None:
-            del data["expires_at"]
-        else:
+        data = {
+            "msg_id": self.msg_id,
+            "room": self.room,
+            "sender": self.sender,
+            "device": self.device,
+            "ts": format_ts(self.ts),
+            "ciphertext": self.ciphertext,
+            "kind": self.kind,
+        }
+        if self.expires_at is not None:
             data["expires_at"] = format_ts(self.expires_at)
         return json.dumps(data, separators=(",", ":")).encode()
 

@@ -269,6 +269,15 @@ async def test_rings_arrive_in_order_on_their_channels_only(bell: Doorbell) -> N
         assert [await next_item(both) for _ in range(6)] == [Ring("room-2", b"x"), *expected]
 
 
+async def test_ring_many_rings_each_in_order(bell: Doorbell) -> None:
+    async with subscribed(bell, "c.1", "c.2") as both, subscribed(bell, "c.2") as two:
+        rings = [Ring("c.1" if n % 3 else "c.2", b"%d" % n) for n in range(9)]
+        await bell.ring_many([Ring("nobody", b"-"), *rings])
+        await bell.ring_many([])
+        assert [await next_item(both) for _ in rings] == rings
+        assert [await next_item(two) for _ in range(3)] == [r for r in rings if r.channel == "c.2"]
+
+
 async def test_every_subscriber_of_a_channel_gets_the_ring(bell: Doorbell) -> None:
     async with subscribed(bell, "room") as first, subscribed(bell, "room") as second:
         await bell.ring("room", b"committed 7")

@@ -9,7 +9,7 @@ Adapters: Redis (cluster mode) and in-process memory (embedded mode).
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass
 
 
@@ -69,6 +69,12 @@ class Doorbell(abc.ABC):
     @abc.abstractmethod
     async def ring(self, channel: str, payload: bytes) -> None:
         """Publish ``payload`` to every current subscriber of ``channel``."""
+
+    async def ring_many(self, rings: Sequence[Ring]) -> None:
+        """Publish every ring, in order; an adapter may send them in one round trip. On an
+        error any of them may have been published."""
+        for ring in rings:
+            await self.ring(ring.channel, ring.payload)
 
     @abc.abstractmethod
     def subscribe(self, *channels: str) -> AsyncIterator[Ring | Resync]:
