@@ -24,7 +24,7 @@ from backend.chat.app import create_routes as chat_routes
 from backend.common.auth_guard import Guard
 from backend.common.jwks_client import RemoteJwks
 from backend.common.metrics import METRICS, ServiceMetrics
-from backend.common.middlewares import error_middleware, request_id_middleware
+from backend.common.middlewares import echo_request_id, error_middleware, request_id_middleware
 from backend.common.resources import Stores, open_stores
 from backend.common.settings import Settings, SettingsError
 from backend.common.tokens import TokenVerifier, keys_by_kid
@@ -107,6 +107,7 @@ def build_root(settings: Settings, services: list[str]) -> web.Application:
         middlewares=[request_id_middleware, error_middleware],
         client_max_size=settings.server.max_body_bytes,
     )
+    app.on_response_prepare.append(echo_request_id)
     app[SETTINGS] = settings
     subapps = {name: SERVICES[name].routes() for name in services}
     app.cleanup_ctx.append(_resources(settings, subapps))

@@ -244,3 +244,15 @@ async def test_an_oversized_first_frame_closes_with_1009(app_client):
     ws = await client.ws_connect("/chat/ws")
     await ws.send_str("x" * 5000)
     assert await closed_with(ws) == CloseCode.TOO_BIG
+
+
+async def test_the_upgrade_names_its_request_and_a_bad_handshake_gets_json(app_client):
+    # The view answers its own errors (no middleware frame waits out the socket).
+    client = await app_client()
+    ws = await client.ws_connect("/chat/ws", headers={"X-Request-ID": "trace-ws-12345"})
+    assert ws._response.headers["X-Request-ID"] == "trace-ws-12345"
+    await ws.close()
+    bad = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13"}
+    r = await client.get("/chat/ws", headers={**bad, "Sec-WebSocket-Key": "not base64"})
+    assert r.status == 422 and r.headers["X-Request-ID"]
+    assert (await r.json())["error"]["code"]

@@ -106,7 +106,8 @@ class Connection:
         self._close_request: tuple[CloseCode, str] | None = None
         self._closed: asyncio.Future[None] | None = None
         self._finished = False
-        self._bucket = TokenBucket(limits.rate_per_second, limits.burst)
+        self._bucket: TokenBucket | None = None
+        """Made at the first request: an idle socket never needs one."""
         self._refused_in_a_row = 0
         self._last_id = 0
         self._opened = time.monotonic()
@@ -167,12 +168,34 @@ class Connection:
 
     # --- lifecycle ---------------------------------------------------------------------------
     async def run(self) -> None:
+        """Auth phase, then requests until the socket closes or the token expires.
+
+        A socket lives no longer than the token it signed in with (plus the leeway every
+        service grants): then the client refreshes its token, reconnects and catches up. One
+        timer handle, not a timeout scope, and the read loop inline rather than in helpers:
+        every coroutine in this chain is a frame kept for the socket's whole life, and a
+        request in flight at expiry finishes (its result is dropped with the closing socket).
+        """
         try:
             if await self._auth_phase() and self._close_request is None:
                 registry = self.runtime.gateway
                 try:
                     await registry.add(self)
-                    await self._serve_until_expiry()
+                    left = self.principal.expires + LEEWAY_SECONDS - time.time()
+                    expiry = asyncio.get_running_loop().call_later(
+                        max(left, 0.0), self.close, CloseCode.AUTH_FAILED, EXPIRED_REASON
+                    )
+                    try:
+                        ws = self._ws
+                        while self._close_request is None:  # else the writer is closing it
+                            msg = await ws.receive()
+                            if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                                break  # closed, or an error frame: aiohttp has closed it (1009)
+                            if self._close_request is not None:
+                                break
+                            await self._handle(msg.data)
+                    finally:
+                        expiry.cancel()
                 finally:
                     await registry.remove(self)
         finally:
@@ -231,33 +254,12 @@ class Connection:
         self._event("connect")
         return True
 
-    async def _serve_until_expiry(self) -> None:
-        """A socket lives no longer than the token it signed in with (plus the leeway every
-        service grants): then the client refreshes its token, reconnects and catches up.
-
-        One timer handle, not a timeout scope: an idle socket costs less, and a request in
-        flight at expiry finishes (its result is dropped with the closing socket)."""
-        left = self.principal.expires + LEEWAY_SECONDS - time.time()
-        expiry = asyncio.get_running_loop().call_later(
-            max(left, 0.0), self.close, CloseCode.AUTH_FAILED, EXPIRED_REASON
-        )
-        try:
-            await self._serve()
-        finally:
-            expiry.cancel()
-
-    async def _serve(self) -> None:
-        async for msg in self._ws:
-            if self._close_request is not None:
-                break  # the writer is closing the socket; read no more
-            if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
-                await self._handle(msg.data)
-            else:
-                break  # an error frame: aiohttp has closed the socket (e.g. 1009)
-
     async def _handle(self, data: str | bytes) -> None:
         frame = decode_request(data, max_bytes=self._limits.max_frame_bytes)
-        if not self._bucket.take():
+        bucket = self._bucket
+        if bucket is None:  # full when made, as it would be by now had it been made at connect
+            bucket = self._bucket = TokenBucket(self._limits.rate_per_second, self._limits.burst)
+        if not bucket.take():
             self._refused_in_a_row += 1
             if self._refused_in_a_row >= self._limits.burst:
                 log.warning("websocket rate limit exceeded", extra=self._log_fields())

@@ -14,6 +14,7 @@ from aiohttp import hdrs, web
 from backend.chat.gateway.connection import Connection
 from backend.chat.gateway.registry import SHUTDOWN_REASON, LiveSockets
 from backend.common.errors import ApiError
+from backend.common.middlewares import error_answer, holds_connection
 from backend.common.typedefs import CHAT_RUNTIME, GUARD, SETTINGS
 from backend.protocol.errors import CloseCode, ErrorCode
 
@@ -22,6 +23,7 @@ log = logging.getLogger("sealchat.gateway")
 LIVE_SOCKETS: web.AppKey[LiveSockets] = web.AppKey("live_sockets", LiveSockets)
 
 
+@holds_connection  # no middleware frame waits out the socket: errors are answered here
 async def websocket(request: web.Request) -> web.StreamResponse:
     settings = request.config_dict[SETTINGS]
     ws = web.WebSocketResponse(
@@ -29,9 +31,15 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         max_msg_size=settings.chat.max_frame_bytes,
         compress=False,  # compressing ciphertext gains nothing and invites memory blow-ups
     )
-    if not ws.can_prepare(request).ok:
-        raise ApiError(ErrorCode.INVALID, "this endpoint speaks WebSocket: connect with one")
-    await ws.prepare(request)
+    try:
+        if not ws.can_prepare(request).ok:
+            raise ApiError(ErrorCode.INVALID, "this endpoint speaks WebSocket: connect with one")
+        await ws.prepare(request)
+    except Exception as exc:
+        answer = error_answer(request, exc)
+        if answer is None:
+            raise
+        return answer
     origin = request.headers.get(hdrs.ORIGIN)
     if origin is not None and origin not in settings.server.allowed_origins:
         log.info("websocket origin refused", extra={"origin": origin[:200]})
@@ -56,6 +64,9 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     live.add(conn)
     try:
         await conn.run()
+    except Exception:
+        # After the upgrade no HTTP answer can follow; the connection has closed the socket.
+        log.exception("unhandled error", extra={"path": request.path, "method": request.method})
     finally:
         live.discard(conn)
     return ws
