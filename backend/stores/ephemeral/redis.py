@@ -252,9 +252,12 @@ class RedisDoorbell(Doorbell):
     async def _relay(self, pubsub: PubSub, inbox: Inbox) -> NoReturn:
         """Move messages into ``inbox``; raise once the connection stops answering."""
         awaiting_pong = False
+        task = asyncio.current_task()
+        assert task is not None
         while True:
             message = await pubsub.get_message(timeout=self._health_check_interval)
-            stop_if_cancelled()
+            if task.cancelling():  # stop_if_cancelled(), once per message: kept cheap
+                raise asyncio.CancelledError
             if message is None:
                 if awaiting_pong:
                     raise TimeoutError(f"no reply to PING within {self._health_check_interval} s")
