@@ -202,7 +202,7 @@ async def fanout_run(
     sizes: dict[str, int] = defaultdict(int)
     for c in clients:
         sizes[c.room] += 1
-    usage = Usage(target.processes())
+    usage = Usage(target.processes(), stores=target.stores())
     usage.start(brokers=target.brokers)
     start_us, lag_ms, room_msgs = await send_open_loop(target, clients, rate, count, first)
     expected = sum(len(ns) * sizes[room] for room, ns in room_msgs.items())

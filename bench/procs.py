@@ -106,6 +106,9 @@ class Child:
     name: str
     argv: list[str]
     log_path: Path
+    store: bool = False
+    """A store the target needs (SecantusDB standing in for mongod): not pinned with the
+    servers, its CPU reported with the brokers'."""
     health_url: str | None = None
     port: int | None = None
     proc: asyncio.subprocess.Process | None = None
@@ -184,12 +187,15 @@ class Usage:
     _brokers: dict[str, int] = field(default_factory=dict)
     _brokers0: dict[str, tuple[int, int]] = field(default_factory=dict)
 
+    stores: dict[str, int] = field(default_factory=dict)
+    """The target's own store processes (SecantusDB): counted with the brokers, not the server."""
+
     def start(self, *, brokers: bool = False) -> None:
         self._t0 = time.monotonic()
         self._proc0 = [cpu_ticks(p) for p in self.processes.values()]
         self._gen0 = cpu_ticks(self.loadgen_pid)
         self._mach0 = machine_ticks()
-        self._brokers = broker_pids() if brokers else {}
+        self._brokers = {**(broker_pids() if brokers else {}), **self.stores}
         self._brokers0 = {n: cpu_ticks(p) for n, p in self._brokers.items()}
 
     def stop(self) -> dict[str, Any]:

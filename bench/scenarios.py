@@ -129,7 +129,7 @@ async def reconnect(
         before[c.room] = int(reply["result"]["rooms"].get(c.room, 0))
     receiver.reset()
     target.run_tag = first
-    usage = Usage(target.processes())
+    usage = Usage(target.processes(), stores=target.stores())
     usage.start(brokers=target.brokers)
 
     async def chaos() -> None:

@@ -146,6 +146,7 @@ class Cluster(Sealchat):
                 str(storage / "db"),
             ],
             self.workdir / "secantus.log",
+            store=True,
             port=mongo_port,
         )
         self.children.append(mongo)

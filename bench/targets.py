@@ -128,8 +128,12 @@ class Target(abc.ABC):
         return list(self.processes().values())
 
     def processes(self) -> dict[str, int]:
-        """The running server processes by name."""
-        return {c.name: c.pid for c in self.children if c.running}
+        """The running server processes by name (stores excluded)."""
+        return {c.name: c.pid for c in self.children if c.running and not c.store}
+
+    def stores(self) -> dict[str, int]:
+        """The running store processes of the target's own (reported like the brokers)."""
+        return {c.name: c.pid for c in self.children if c.running and c.store}
 
     def idle_pid(self) -> int:
         """The process that holds the sockets of the idle scenario."""
