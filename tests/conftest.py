@@ -40,6 +40,10 @@ def _mariadb_database(kind: str) -> Iterator[str]:
     )
     try:
         with conn.cursor() as cur:
+            cur.execute("SHOW DATABASES")
+            for (old,) in cur.fetchall():
+                if services.left_by_dead_run(old, f"sealchat_{kind}_"):
+                    cur.execute(f"DROP DATABASE IF EXISTS `{old}`")
             cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
         yield base.set(database=name).render_as_string(hide_password=False)
     finally:
@@ -96,6 +100,9 @@ def rabbitmq_url() -> Iterator[str]:
     if shutil.which("rabbitmqctl") is None:
         yield services.RABBITMQ_URL
         return
+    for old in services.rabbitmqctl_lines("list_vhosts", "--silent"):
+        if services.left_by_dead_run(old, "sealchat-test-"):
+            services.rabbitmqctl("delete_vhost", old)  # its quorum queues slow the broker down
     vhost = f"sealchat-test-{services.RUN_ID}"
     services.rabbitmqctl("add_vhost", vhost)
     services.rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")

@@ -30,7 +30,28 @@ START_HINTS = {
     "mongo": "pip install SecantusDB==0.7.0b3 (the test extra), or set SEALCHAT_TEST_MONGO_URL",
 }
 
-RUN_ID = uuid.uuid4().hex[:10]
+RUN_ID = f"{os.getpid():x}x{uuid.uuid4().hex[:6]}"
+"""Names this run's vhost, databases and key prefix. The pid comes first, so that a later
+run can tell what a killed run left behind (``left_by_dead_run``)."""
+
+
+def left_by_dead_run(name: str, prefix: str) -> bool:
+    """Whether ``name`` (``prefix`` + a ``RUN_ID`` …) belongs to a run whose process is gone.
+
+    Only names of this format count, and only a pid that no process has any more: a run still
+    going (another suite on this machine) keeps its slice."""
+    if not name.startswith(prefix):
+        return False
+    pid_hex, sep, _ = name[len(prefix) :].partition("x")
+    if not sep:
+        return False
+    try:
+        os.kill(int(pid_hex, 16), 0)
+    except ProcessLookupError:
+        return True
+    except (ValueError, OverflowError, PermissionError):
+        return False
+    return False
 
 
 def host_port(url: str, default_port: int) -> tuple[str, int]:
@@ -67,6 +88,13 @@ def free_port(low: int = 20000, high: int = 32000) -> int:
 
 def rabbitmqctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
+
+
+def rabbitmqctl_lines(*args: str) -> list[str]:
+    done = subprocess.run(
+        ["rabbitmqctl", *args], check=True, capture_output=True, text=True, timeout=60
+    )
+    return [line.strip() for line in done.stdout.splitlines() if line.strip()]
 
 
 def sigint_as_in_a_terminal() -> None:
