@@ -318,29 +318,13 @@ class Archiver:
             self._last_seq.popitem(last=False)
 
     async def _ring(self, message: StoredMessage) -> None:
-        """Ring, retrying briefly. The doorbell is not the record: after a failed ring the
-        members catch up from history at their next message, Resync or reconnect."""
-        payload = committed_ring(message)
-        channel = commit_channel(partition_of(message.room, self.partitions))
-        delay = self._retry_delay
-        for attempt in range(1, self._ring_attempts + 1):
-            try:
-                await self._doorbell.ring(channel, payload)
-                return
-            except Exception as exc:
-                if attempt == self._ring_attempts:
-                    self.counters.ring_failures += 1
-                    log.warning(
-                        "could not ring a committed message",
-                        extra={"msg_id": message.msg_id, "error": type(exc).__name__},
-                    )
-                    return
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, self._max_retry_delay)
+        await self._ring_batch([message])
 
     async def _ring_batch(self, messages: list[StoredMessage]) -> None:
-        """Ring a batch in one round trip, retrying briefly (see ``_ring``). A retry rings
-        the whole batch again: a member may get a message twice, and keeps it once (by seq)."""
+        """Ring, in one round trip, retrying briefly. The doorbell is not the record: after a
+        failed ring the members catch up from history at their next message, Resync or
+        reconnect. A retry rings the whole batch again: a member may get a message twice,
+        and keeps it once (by seq)."""
         rings = [
             Ring(commit_channel(partition_of(m.room, self.partitions)), committed_ring(m))
             for m in messages
@@ -355,7 +339,11 @@ class Archiver:
                     self.counters.ring_failures += len(rings)
                     log.warning(
                         "could not ring committed messages",
-                        extra={"messages": len(rings), "error": type(exc).__name__},
+                        extra={
+                            "msg_ids": [m.msg_id for m in messages[:10]],
+                            "messages": len(rings),
+                            "error": type(exc).__name__,
+                        },
                     )
                     return
             await asyncio.sleep(delay)
