@@ -118,6 +118,7 @@ async def chat_service(settings: Settings, stores: Stores) -> AsyncIterator[Chat
 def chat_metrics(runtime: ChatRuntime, _: Stores) -> ServiceMetrics:
     gateway, intake, fanout = runtime.gateway, runtime.intake, runtime.fanout
     presence = runtime.presence
+    cache = runtime.social.members_cache
     assert fanout is not None and presence is not None  # set before the runtime is handed out
     sends = runtime.events.tally.counts
     return ServiceMetrics(
@@ -149,6 +150,18 @@ def chat_metrics(runtime: ChatRuntime, _: Stores) -> ServiceMetrics:
                 "chat_presence_failures",
                 "Presence changes not recorded or announced (a store was unreachable)",
                 lambda: presence.failures,
+            ),
+            counter(
+                "chat_member_checks",
+                "Membership checks of sends, reads and typing, by where the answer came from",
+                lambda: {("cache",): cache.hits, ("database",): cache.misses},
+                labels=("source",),
+            ),
+            counter(
+                "chat_membership_ring_failures",
+                "Membership changes made here whose doorbell ring failed (other nodes re-read "
+                "within chat.member_cache_seconds)",
+                lambda: cache.ring_failures,
             ),
             counter(
                 "chat_doorbell_resyncs",

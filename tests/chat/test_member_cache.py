@@ -15,6 +15,7 @@ import pytest
 
 from backend.chat.member_cache import MEMBERSHIP_CHANNEL, MemberCache
 from backend.common.auth_guard import SESSION_ENDED_CHANNEL
+from backend.common.metrics import parse_samples
 from backend.common.typedefs import CHAT_RUNTIME
 from backend.stores.ephemeral.memory import MemoryDoorbell
 from tests.auth.device_keys import TestDevice
@@ -219,3 +220,7 @@ async def test_a_member_kicked_through_one_node_cannot_send_through_the_other(ap
     reply = await send(4)
     assert not reply["success"] and reply["error"]["code"] == "not_member"  # type: ignore[index]
     await ws.close()
+    r = await two.get("/chat/metrics")
+    samples = parse_samples(await r.text())["sealchat_chat_member_checks_total"]
+    checks = {labels["source"]: n for labels, n in samples}
+    assert checks["cache"] >= 1 and checks["database"] >= 2, checks  # before and after the kick
