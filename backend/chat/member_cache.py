@@ -71,6 +71,7 @@ class MemberCache:
 
     async def is_member(self, room: str, user: str) -> bool:
         if not self.live or self._ttl <= 0:
+            self.misses += 1
             return await self._check(room, user)
         entry = self._rooms.get(room)
         if entry is not None and self._clock() - entry[0] < self._ttl:

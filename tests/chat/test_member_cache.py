@@ -96,6 +96,7 @@ async def test_off_and_not_live_it_asks_the_store_every_time():
     for cache in (off, not_live, off, not_live):
         assert await cache.is_member("r", "alice")
     assert (store.loads, store.checks) == (0, 4)
+    assert (off.misses + not_live.misses, off.hits + not_live.hits) == (4, 0)
 
 
 async def test_a_change_is_seen_at_once_and_the_ttl_bounds_a_missed_one():
