@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 
 from backend.archiver.archiver import _stored
-from backend.chat.pipeline import Intake
+from backend.chat.pipeline import Intake, partition_of
 from tests.archiver.harness import (
     TEST_TIMEOUT,
     Report,
@@ -28,9 +28,16 @@ __all__ = ["stack"]  # the fixture
 
 async def test_a_backlog_is_archived_in_batches_once_each_and_contiguously(stack: Stack) -> None:
     async with asyncio.timeout(TEST_TIMEOUT):
-        rooms = [new_room() for _ in range(3)]
         queue = stack.queue()
         intake = Intake(queue, allow_all, namespace=stack.namespace)
+        rooms = [new_room() for _ in range(3)]
+        # Mallory's reuse below (in rooms[1]) sends its partition's batch down the one-by-one
+        # path; rooms[0] gets a partition of its own, so at least one batch stays a batch
+        # (random rooms all shared one partition in about one run of 64).
+        while partition_of(rooms[0], intake.partitions) == partition_of(
+            rooms[1], intake.partitions
+        ):
+            rooms[0] = new_room()
         early = envelope(intake, rooms[0], "alice", "early")
         # Archived before the backlog (as an archiver would have): its resend is a duplicate.
         assert await stack.documents.insert_messages([_stored(early, 1)])
