@@ -29,7 +29,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 
 from backend.common.auth_guard import SESSION_ENDED_CHANNEL
-from backend.stores.ephemeral.port import Doorbell, Resync
+from backend.stores.ephemeral.port import Doorbell, Resync, Ring
 
 log = logging.getLogger("sealchat.chat.members")
 
@@ -118,17 +118,16 @@ class MemberCache:
         other chat node. A failed ring is counted; the other nodes' ``ttl`` bounds it."""
         for room in rooms:
             self.invalidate(room)
-        if self._doorbell is None:
+        if self._doorbell is None or not rooms:
             return
-        for room in rooms:
-            try:
-                await self._doorbell.ring(MEMBERSHIP_CHANNEL, room.encode())
-            except Exception as exc:
-                self.ring_failures += 1
-                log.warning(
-                    "could not ring a membership change; other nodes re-read it within ttl",
-                    extra={"room": room, "error": type(exc).__name__, "ttl": self._ttl},
-                )
+        try:
+            await self._doorbell.ring_many([Ring(MEMBERSHIP_CHANNEL, r.encode()) for r in rooms])
+        except Exception as exc:
+            self.ring_failures += len(rooms)
+            log.warning(
+                "could not ring a membership change; other nodes re-read it within ttl",
+                extra={"rooms": list(rooms), "error": type(exc).__name__, "ttl": self._ttl},
+            )
 
     async def _follow(self, doorbell: Doorbell) -> None:
         try:
