@@ -73,7 +73,10 @@ async def chat_service(settings: Settings, stores: Stores) -> AsyncIterator[Chat
         raise RuntimeError("the chat service needs the document store")
     async with EventPublisher(stores.queue, "chat").running() as events:
         social = SocialService(
-            stores.engine, events, member_cache_seconds=settings.chat.member_cache_seconds
+            stores.engine,
+            events,
+            member_cache_seconds=settings.chat.member_cache_seconds,
+            reads=stores.reads,
         )
         social.rooms.on_deleted = purge_room(stores)
         gateway = Registry()

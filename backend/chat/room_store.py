@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, exists, func, insert, select, update
+from sqlalchemy import bindparam, delete, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -185,9 +185,34 @@ class RoomTx:
         return entry
 
 
+# The reads on the message path, built once: building a statement cost more CPU than
+# sending it and reading the answer.
+_MEMBER = select(room_members).where(
+    room_members.c.room_id == bindparam("room"), room_members.c.user_id == bindparam("user")
+)
+_MEMBERS = (
+    select(room_members)
+    .where(room_members.c.room_id == bindparam("room"))
+    .order_by(room_members.c.joined_at, room_members.c.user_id)
+)
+_MEMBERS_OF_ROOMS = (
+    select(room_members.c.room_id, room_members.c.user_id)
+    .where(room_members.c.room_id.in_(bindparam("rooms", expanding=True)))
+    .order_by(room_members.c.joined_at, room_members.c.user_id)
+)
+_ROOM_IDS_OF = (
+    select(room_members.c.room_id)
+    .where(room_members.c.user_id == bindparam("user"))
+    .order_by(room_members.c.room_id)
+)
+
+
 class RoomStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, reads: AsyncEngine | None = None) -> None:
+        """``reads`` (``open_read_engine``) serves the single-statement reads of the message
+        path: who is in a room, is one user in it, which rooms one user is in."""
         self._engine = engine
+        self._reads = reads or engine
         self.engine = engine
 
     @contextlib.asynccontextmanager
@@ -251,18 +276,12 @@ class RoomStore:
         return None if row is None else Room(**row._mapping)
 
     async def member(self, room_id: str, user_id: str) -> Member | None:
-        async with self._engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(room_members).where(
-                        room_members.c.room_id == room_id, room_members.c.user_id == user_id
-                    )
-                )
-            ).first()
+        async with self._reads.connect() as conn:
+            row = (await conn.execute(_MEMBER, {"room": room_id, "user": user_id})).first()
         return None if row is None else Member(row.user_id, row.role, row.joined_at)
 
     async def members(self, room_id: str) -> list[Member]:
-        async with self._engine.connect() as conn:
+        async with self._reads.connect() as conn:
             return await _members(conn, room_id)
 
     async def members_of_rooms(self, room_ids: Collection[str]) -> dict[str, list[str]]:
@@ -271,12 +290,8 @@ class RoomStore:
         found: dict[str, list[str]] = {room_id: [] for room_id in room_ids}
         if not found:
             return found
-        async with self._engine.connect() as conn:
-            rows = await conn.execute(
-                select(room_members.c.room_id, room_members.c.user_id)
-                .where(room_members.c.room_id.in_(list(found)))
-                .order_by(room_members.c.joined_at, room_members.c.user_id)
-            )
+        async with self._reads.connect() as conn:
+            rows = await conn.execute(_MEMBERS_OF_ROOMS, {"rooms": list(found)})
             for room_id, user_id in rows:
                 found[room_id].append(user_id)
         return found
@@ -314,14 +329,8 @@ class RoomStore:
         return out
 
     async def room_ids_of(self, user_id: str) -> list[str]:
-        async with self._engine.connect() as conn:
-            return list(
-                await conn.scalars(
-                    select(room_members.c.room_id)
-                    .where(room_members.c.user_id == user_id)
-                    .order_by(room_members.c.room_id)
-                )
-            )
+        async with self._reads.connect() as conn:
+            return list(await conn.scalars(_ROOM_IDS_OF, {"user": user_id}))
 
     async def invites_of(self, user_id: str) -> list[Invite]:
         async with self._engine.connect() as conn:
@@ -345,11 +354,7 @@ class RoomStore:
 
 
 async def _members(conn: AsyncConnection, room_id: str) -> list[Member]:
-    rows = await conn.execute(
-        select(room_members)
-        .where(room_members.c.room_id == room_id)
-        .order_by(room_members.c.joined_at, room_members.c.user_id)
-    )
+    rows = await conn.execute(_MEMBERS, {"room": room_id})
     return [Member(r.user_id, r.role, r.joined_at) for r in rows]
 
 

@@ -32,11 +32,12 @@ class SocialService:
         notifier: Notifier = nobody,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         member_cache_seconds: float = 0.0,
+        reads: AsyncEngine | None = None,
     ) -> None:
         self.notices = Notices(notifier)
         self._graph = SocialStore(engine)
         self.rooms = RoomService(
-            store=RoomStore(engine),
+            store=RoomStore(engine, reads),
             social=self._graph,
             events=events,
             notices=self.notices,

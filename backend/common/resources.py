@@ -21,7 +21,7 @@ from backend.stores.documents.port import DocumentStore
 from backend.stores.ephemeral.port import Doorbell, KeyValue, PresenceBook
 from backend.stores.queue.port import DurableQueue
 from backend.stores.relational import migrate
-from backend.stores.relational.engine import open_engine
+from backend.stores.relational.engine import open_engine, open_read_engine
 
 log = logging.getLogger("sealchat.resources")
 
@@ -37,6 +37,8 @@ class Stores:
     """Encrypted attachments; opened with the document store (the chat service's)."""
     presence: PresenceBook | None = None
     """Which chat node holds whom; opened with the document store (the chat service's)."""
+    reads: AsyncEngine | None = None
+    """Single-statement reads of the message path (``open_read_engine``); None: ``engine``."""
 
 
 def data_path(settings: Settings, name: str) -> Path:
@@ -98,6 +100,8 @@ async def _cluster(stack: contextlib.AsyncExitStack, settings: Settings, documen
     engine = open_engine(relational_url(settings), pool_size=settings.database.pool_size)
     stack.push_async_callback(engine.dispose)
     await migrate.require_current(engine)
+    reads = open_read_engine(relational_url(settings), pool_size=settings.database.pool_size)
+    stack.push_async_callback(reads.dispose)
     kv, doorbell = open_redis(secret(settings.redis.url), settings.redis.prefix)
     stack.push_async_callback(kv.close)
     stack.push_async_callback(doorbell.close)
@@ -115,7 +119,7 @@ async def _cluster(stack: contextlib.AsyncExitStack, settings: Settings, documen
         blobs = MongoBlobStore(secret(settings.mongo.url), settings.mongo.database)
         stack.push_async_callback(blobs.close)
         await blobs.setup()
-    return Stores(engine, kv, doorbell, queue, docs, blobs, presence)
+    return Stores(engine, kv, doorbell, queue, docs, blobs, presence, reads)
 
 
 @contextlib.asynccontextmanager
