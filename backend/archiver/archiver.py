@@ -6,8 +6,9 @@ crash), else store it as ``seq = latest_seq(room) + 1``, ring the partition's co
 (``committed.{p}``, see ``commit_channel``), and only then ack. Each partition queue has a
 single active consumer, so the archiver holding it is the only writer of its rooms: the seq
 needs no counter, and a crash between choosing a seq and storing the message leaves no hole.
-What the consumer already received is handled as one batch (``handle_batch``): one lookup,
-one write, then every ring, then every ack; the same order of steps, paid once per batch.
+What the consumer already received is handled as one batch (``handle_batch``): one write
+(every message taken for new: a resend is the exception, and the unique msg_id index finds
+it), then every ring, then every ack; the same order of steps, paid once per batch.
 The unique ``(room, seq)`` index catches a second writer anyway (a consumer that lost the
 broker but not the database): the insert fails, the cached seq is dropped, and the retry
 reads the record again.
@@ -169,68 +170,69 @@ class Archiver:
             await self._archive(delivery, envelope)
 
     async def handle_batch(self, deliveries: list[Delivery]) -> None:
-        """Archive ``deliveries`` (one partition's, in queue order) with one lookup and one
-        write, then ring each, then ack each. Any trouble (a resend clash, a store error)
-        and the batch is archived one message at a time instead, which absorbs whatever of
-        it was written."""
-        decoded = [
+        """Archive ``deliveries`` (one partition's, in queue order) with one write, then ring
+        each, then ack each. The write takes every message for new and stops at the first
+        msg_id already stored (a resend, or a reuse by another room or sender): that one
+        goes the one-at-a-time way, and the rest is a batch again. After a store error all
+        the rest goes one at a time, which absorbs whatever of it was written."""
+        pending = [
             (delivery, envelope)
             for delivery in deliveries
             if (envelope := await self._decode(delivery)) is not None
         ]
-        for delivery, envelope in decoded:
+        while pending:
+            stored = await self._write_batch(pending)
+            if stored is None:
+                for delivery, envelope in pending:
+                    await self._archive(delivery, envelope)
+                return
+            if stored:
+                self.batches += 1
+                await self._ring_batch(stored)
+                await asyncio.gather(*(delivery.ack() for delivery, _ in pending[: len(stored)]))
+            if len(stored) < len(pending):
+                await self._archive(*pending[len(stored)])
+            pending = pending[len(stored) + 1 :]
+
+    async def _write_batch(
+        self, batch: list[tuple[Delivery, Envelope]]
+    ) -> list[StoredMessage] | None:
+        """``_commit_batch`` with the lag tracked; None after a store error."""
+        for delivery, envelope in batch:
             self.lag.begin(id(delivery), envelope.ts.timestamp())
         try:
-            stored = await self._commit_batch([envelope for _, envelope in decoded])
+            return await self._commit_batch([envelope for _, envelope in batch])
         except Exception as exc:
             # No traceback: an exception's text could quote ciphertext.
             log.warning("batch not archived; one at a time", extra={"error": type(exc).__name__})
             self.counters.retries += 1
-            stored = None
-        finally:
-            for delivery, _ in decoded:
-                self.lag.end(id(delivery))
-        if stored is None:
-            for envelope in {envelope.room: envelope for _, envelope in decoded}.values():
+            for envelope in {envelope.room: envelope for _, envelope in batch}.values():
                 self._last_seq.pop(envelope.room, None)  # re-read the record
-            for delivery, envelope in decoded:
-                await self._archive(delivery, envelope)
-            return
-        self.batches += 1
-        await self._ring_batch(stored)
-        await asyncio.gather(*(delivery.ack() for delivery, _ in decoded))
+            return None
+        finally:
+            for delivery, _ in batch:
+                self.lag.end(id(delivery))
 
-    async def _commit_batch(self, envelopes: list[Envelope]) -> list[StoredMessage] | None:
-        """Store ``envelopes`` in one write; per envelope, the stored message to ring (a
-        resend gets the one already stored). None when the batch needs the one-by-one path:
-        a msg_id used by another room or sender, or a clash during the write."""
-        existing = await self._documents.find_messages([e.msg_id for e in envelopes])
+    async def _commit_batch(self, envelopes: list[Envelope]) -> list[StoredMessage]:
+        """Store ``envelopes`` as new messages in one write, up to the first whose msg_id is
+        stored already; the stored ones (a prefix of ``envelopes``, in order)."""
         rooms = {e.room for e in envelopes}
         next_seq = {room: self._last_seq[room] for room in rooms if room in self._last_seq}
         next_seq.update(await self._documents.latest_seq(sorted(rooms - next_seq.keys())))
         fresh: list[StoredMessage] = []
-        stored: list[StoredMessage] = []
         for envelope in envelopes:
-            message = existing.get(envelope.msg_id)
-            if message is None:
-                next_seq[envelope.room] += 1
-                message = _stored(envelope, next_seq[envelope.room])
-                existing[envelope.msg_id] = message
-                fresh.append(message)
-            elif (message.room, message.sender) != (envelope.room, envelope.sender):
-                return None
-            stored.append(message)
-        if not await self._documents.insert_messages(fresh):
-            return None
-        for message in fresh:
+            next_seq[envelope.room] += 1
+            fresh.append(_stored(envelope, next_seq[envelope.room]))
+        written = fresh[: await self._documents.insert_messages(fresh)]
+        now = time.time()
+        for message in written:
             self._remember(message.room, message.seq)
             self.counters.archived += 1
-            self.latency.observe(max(0.0, time.time() - message.ts.timestamp()))
+            self.latency.observe(max(0.0, now - message.ts.timestamp()))
             self._emit(
                 "archive", message.sender, room=message.room, seq=message.seq, msg_id=message.msg_id
             )
-        self.counters.duplicates += len(stored) - len(fresh)
-        return stored
+        return written
 
     async def _decode(self, delivery: Delivery) -> Envelope | None:
         """The delivery's envelope; None once a malformed one is dead-lettered."""

@@ -75,7 +75,7 @@ class FaultyDocuments:
             await self._after(message, n)
         return inserted
 
-    async def insert_messages(self, batch: list[StoredMessage]) -> bool:
+    async def insert_messages(self, batch: list[StoredMessage]) -> int:
         """The batch write, with the hooks of each of its messages around it."""
         numbers = []
         for message in batch:

@@ -519,30 +519,35 @@ async def test_paging_matches_a_sorted_list(
 # --- message batches (the archiver's batch path) ------------------------------------------------
 
 
-async def test_a_batch_is_written_whole_and_found_at_once(store: DocumentStore) -> None:
+async def test_a_batch_is_written_whole(store: DocumentStore) -> None:
     batch = [msg("a", 1), msg("b", 1), msg("a", 2)]
-    assert await store.insert_messages(batch)
-    assert await store.insert_messages([])
-    assert await store.find_messages(["a-1", "a-2", "b-1", "nope"]) == {m.msg_id: m for m in batch}
-    assert await store.find_messages([]) == {}
+    assert await store.insert_messages(batch) == 3
+    assert await store.insert_messages([]) == 0
+    for message in batch:
+        assert await store.find_message(message.msg_id) == message
     assert await store.latest_seq(["a", "b"]) == {"a": 2, "b": 1}
 
 
-async def test_a_batch_with_a_known_msg_id_is_refused_and_the_rest_can_be_retried(
+async def test_a_batch_stops_at_a_known_msg_id_and_the_rest_can_be_retried(
     store: DocumentStore,
 ) -> None:
     original = msg("r", 1, msg_id="client-made")
     assert await store.insert_message(original)
     clash = msg("r", 3, msg_id="client-made", ciphertext="different")
-    assert await store.insert_messages([msg("r", 2), clash, msg("r", 4)]) is False
-    # Some of the batch may have been written; the original is untouched, nothing follows
+    assert await store.insert_messages([msg("r", 2), clash, msg("r", 4)]) == 1
+    # What comes before the clash is written; the original is untouched, nothing follows
     # the clash, and the rest goes in one by one as the archiver's fallback does it.
+    assert await store.find_message("r-2") == msg("r", 2)
     assert await store.find_message("client-made") == original
     assert await store.find_message("r-4") is None
-    for message in (msg("r", 2), msg("r", 4)):
-        if await store.find_message(message.msg_id) is None:
-            assert await store.insert_message(message)
+    assert await store.insert_message(msg("r", 4))
     assert seqs(await store.messages_after("r", 0, 10)) == [1, 2, 4]
+
+
+async def test_a_batch_whose_first_msg_id_is_known_writes_nothing(store: DocumentStore) -> None:
+    assert await store.insert_message(msg("r", 1, msg_id="known"))
+    assert await store.insert_messages([msg("r", 2, msg_id="known"), msg("r", 3)]) == 0
+    assert seqs(await store.messages_after("r", 0, 10)) == [1]
 
 
 async def test_a_seq_clash_in_a_batch_raises(store: DocumentStore) -> None:

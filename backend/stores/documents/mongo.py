@@ -137,15 +137,9 @@ class MongoDocumentStore(DocumentStore):
             return False
         return True
 
-    async def find_messages(self, msg_ids: Sequence[str]) -> dict[str, StoredMessage]:
-        if not msg_ids:
-            return {}
-        docs = await self._messages.find({"msg_id": {"$in": list(msg_ids)}}).to_list()
-        return {doc["msg_id"]: _message(doc) for doc in docs}
-
-    async def insert_messages(self, batch: Sequence[StoredMessage]) -> bool:
+    async def insert_messages(self, batch: Sequence[StoredMessage]) -> int:
         if not batch:
-            return True
+            return 0
         try:
             # Ordered: a clash stops the batch there, so what was written is a prefix.
             await self._messages.insert_many([_message_doc(m) for m in batch], ordered=True)
@@ -159,8 +153,8 @@ class MongoDocumentStore(DocumentStore):
             clash = batch[index].msg_id
             if await self._messages.find_one({"msg_id": clash}, {"_id": 1}) is None:
                 raise
-            return False
-        return True
+            return index
+        return len(batch)
 
     async def messages_after(self, room: str, after: int, limit: int) -> list[StoredMessage]:
         if limit < 1:

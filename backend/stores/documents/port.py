@@ -95,15 +95,11 @@ class DocumentStore(abc.ABC):
         """Insert durably; False (and nothing written) if ``msg_id`` already exists."""
 
     @abc.abstractmethod
-    async def find_messages(self, msg_ids: Sequence[str]) -> dict[str, StoredMessage]:
-        """The archived messages among ``msg_ids``, by msg_id, read at once (absent: left out)."""
-
-    @abc.abstractmethod
-    async def insert_messages(self, batch: Sequence[StoredMessage]) -> bool:
-        """Insert all of ``batch`` durably in one write. False if a ``msg_id`` already
-        existed: then some of the batch may have been written (the caller checks each one
-        again, e.g. with ``find_message``). A ``(room, seq)`` clash raises, as in
-        ``insert_message``."""
+    async def insert_messages(self, batch: Sequence[StoredMessage]) -> int:
+        """Insert ``batch`` durably in one write, in order, up to the first message whose
+        ``msg_id`` already exists; how many were written (``len(batch)``: all of it). Those
+        before the clash are stored, the clashing one and those after it are not. A
+        ``(room, seq)`` clash raises, as in ``insert_message``."""
 
     @abc.abstractmethod
     async def messages_after(self, room: str, after: int, limit: int) -> list[StoredMessage]:

@@ -160,27 +160,16 @@ class SqliteDocumentStore(DocumentStore):
         async with self._engine.begin() as conn:
             return (await conn.execute(stmt)).rowcount == 1
 
-    async def find_messages(self, msg_ids: Sequence[str]) -> dict[str, StoredMessage]:
-        if not msg_ids:
-            return {}
-        stmt = select(*_MESSAGE_COLUMNS).where(messages.c.msg_id.in_(list(msg_ids)))
-        return {row["msg_id"]: StoredMessage(**row) for row in await self._read(stmt)}
-
-    async def insert_messages(self, batch: Sequence[StoredMessage]) -> bool:
-        if not batch:
-            return True
-        # One transaction, one fsync; all or nothing (a msg_id clash rolls the batch back).
-        rows = [_message_values(m) for m in batch]
+    async def insert_messages(self, batch: Sequence[StoredMessage]) -> int:
+        # One transaction, one fsync, up to the first msg_id clash.
         stmt = insert(messages).on_conflict_do_nothing(index_elements=["msg_id"])
-        async with self._engine.connect() as conn:
-            async with conn.begin() as tx:
-                written = 0
-                for row in rows:
-                    written += (await conn.execute(stmt.values(row))).rowcount
-                if written == len(rows):
-                    return True
-                await tx.rollback()
-        return False
+        written = 0
+        async with self._engine.begin() as conn:
+            for message in batch:
+                if not (await conn.execute(stmt.values(_message_values(message)))).rowcount:
+                    break
+                written += 1
+        return written
 
     async def messages_after(self, room: str, after: int, limit: int) -> list[StoredMessage]:
         if limit < 1:
