@@ -259,23 +259,22 @@ class Archiver:
 
     async def commit(self, envelope: Envelope) -> StoredMessage | None:
         """Store ``envelope`` once and ring it; the stored message, or None for a msg_id that
-        another room or sender already used (not a resend: it cannot be stored)."""
+        another room or sender already used (not a resend: it cannot be stored). Taken for
+        new first: a resend is the exception, and the unique msg_id index finds it."""
+        seq = await self._next_seq(envelope.room)
+        message = _stored(envelope, seq)
+        if await self._documents.insert_message(message):
+            self._remember(envelope.room, seq)
+            self.counters.archived += 1
+            self.latency.observe(max(0.0, time.time() - envelope.ts.timestamp()))
+            self._emit(
+                "archive", envelope.sender, room=envelope.room, seq=seq, msg_id=envelope.msg_id
+            )
+            await self._ring(message)
+            return message
         existing = await self._documents.find_message(envelope.msg_id)
         if existing is None:
-            seq = await self._next_seq(envelope.room)
-            message = _stored(envelope, seq)
-            if await self._documents.insert_message(message):
-                self._remember(envelope.room, seq)
-                self.counters.archived += 1
-                self.latency.observe(max(0.0, time.time() - envelope.ts.timestamp()))
-                self._emit(
-                    "archive", envelope.sender, room=envelope.room, seq=seq, msg_id=envelope.msg_id
-                )
-                await self._ring(message)
-                return message
-            existing = await self._documents.find_message(envelope.msg_id)
-            if existing is None:
-                raise LookupError("an existing msg_id vanished during the insert")
+            raise LookupError("an existing msg_id vanished during the insert")
         if (existing.room, existing.sender) != (envelope.room, envelope.sender):
             return None
         self.counters.duplicates += 1
