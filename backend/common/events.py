@@ -3,8 +3,9 @@
 ``emit`` never blocks and never fails a user action: records go to a bounded buffer that a
 background task drains into the durable queue. When the buffer is full the record is
 dropped and counted, so a dead log path costs log lines, never logins. Records go out in
-emission order; after an outage the refused ones are published again, possibly behind
-others (each record carries its own ``datetime``).
+emission order, batched: one queue message (a JSON array) carries what a short wait
+collected, so the broker confirms a batch, not each record. A refused batch is published
+again, before anything newer.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,8 +31,26 @@ EVENTS_QUEUE = QueueSpec(
     max_deliveries=5,
     max_length=1_000_000,
 )
-IN_FLIGHT = 64
-"""Records published at once, awaiting their confirms together."""
+MAX_BATCH_RECORDS = 200
+"""Records in one queue message at most."""
+MAX_BATCH_BYTES = 256 * 1024
+"""One queue message of records at most (a batch closes before it grows past this)."""
+LINGER = 0.05
+"""Seconds a batch waits for more records after its first: records reach the log this much
+later, and each queue message carries several of them even at a trickle."""
+
+
+def _bodies(records: list[dict[str, Any]]) -> Iterator[tuple[bytes, int]]:
+    """``records`` as queue message bodies (JSON arrays) of at most ``MAX_BATCH_BYTES``
+    each, with how many records each holds."""
+    encoded = [json.dumps(record, separators=(",", ":")).encode() for record in records]
+    start, size = 0, 2
+    for end, item in enumerate(encoded):
+        if end > start and size + len(item) + 1 > MAX_BATCH_BYTES:
+            yield b"[" + b",".join(encoded[start:end]) + b"]", end - start
+            start, size = end, 2
+        size += len(item) + 1
+    yield b"[" + b",".join(encoded[start:]) + b"]", len(encoded) - start
 
 
 def event_record(
@@ -52,8 +71,11 @@ def event_record(
 
 
 class EventPublisher:
-    def __init__(self, queue: DurableQueue, server: str, *, buffer: int = 10_000) -> None:
+    def __init__(
+        self, queue: DurableQueue, server: str, *, buffer: int = 10_000, linger: float = LINGER
+    ) -> None:
         self._queue = queue
+        self._linger = linger
         self.server = server
         self._buffer: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=buffer)
         self.dropped = 0
@@ -73,42 +95,31 @@ class EventPublisher:
         return self._buffer.qsize()
 
     async def _drain(self) -> None:
-        """Publish what waits, up to ``IN_FLIGHT`` records at once (the broker confirms them
-        together; the embedded queue commits them together); retry the refused ones."""
+        """Publish what waits as batches: after the first record, wait ``linger`` for more,
+        then publish up to ``MAX_BATCH_RECORDS`` (or ``MAX_BATCH_BYTES``) of them as one
+        queue message; retry a refused batch until the queue takes it."""
         backoff = 0.2
         while True:
-            pending = [await self._buffer.get()]
-            while len(pending) < IN_FLIGHT and not self._buffer.empty():
-                pending.append(self._buffer.get_nowait())
-            while pending:
-                results = await asyncio.gather(
-                    *(self._publish(record) for record in pending), return_exceptions=True
-                )
-                refused = []
-                for record, result in zip(pending, results, strict=True):
-                    if isinstance(result, QueueUnavailable):
-                        refused.append(record)
-                    elif isinstance(result, BaseException):
-                        raise result
-                    else:
-                        self.published += 1
-                        self._buffer.task_done()
-                pending = refused
-                if refused:
-                    log.warning(
-                        "event queue unavailable, retrying", extra={"records": len(refused)}
-                    )
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, 10.0)
-                else:
-                    backoff = 0.2
-
-    async def _publish(self, record: dict[str, Any]) -> None:
-        await self._queue.publish(
-            EVENTS_QUEUE.name,
-            json.dumps(record, separators=(",", ":")).encode(),
-            message_id=record["event_id"],
-        )
+            batch = [await self._buffer.get()]
+            if self._linger:
+                await asyncio.sleep(self._linger)
+            while len(batch) < MAX_BATCH_RECORDS and not self._buffer.empty():
+                batch.append(self._buffer.get_nowait())
+            for body, count in _bodies(batch):
+                while True:
+                    try:
+                        await self._queue.publish(
+                            EVENTS_QUEUE.name, body, message_id=uuid.uuid4().hex
+                        )
+                        break
+                    except QueueUnavailable:
+                        log.warning("event queue unavailable, retrying", extra={"records": count})
+                        await asyncio.sleep(backoff)
+                        backoff = min(backoff * 2, 10.0)
+                backoff = 0.2
+                self.published += count
+                for _ in range(count):
+                    self._buffer.task_done()
 
     async def flush(self) -> None:
         """Wait until every buffered record is published (shutdown, tests); callers bound it."""

@@ -1,9 +1,10 @@
 """The log service's consumer: ``sealchat.events`` → ``logdata``, acked only after the write.
 
-At least once: a record is acked after the document store took it, so a crash in between
-delivers it again, and ``insert_event`` drops the repeat by ``event_id`` (once in the log).
-A malformed record is dead-lettered at once (``sealchat.events.dead``, for an operator to
-read). A store that is down is waited out in place with backoff, never handed back: a
+A queue message holds a batch of records (``EventPublisher``). At least once: a message is
+acked after the document store took each of its records, so a crash in between delivers it
+again, and ``insert_event`` drops the repeats by ``event_id`` (once in the log). A message
+with a malformed record is dead-lettered whole at once (``sealchat.events.dead``, for an
+operator to read). A store that is down is waited out in place with backoff, never handed back: a
 returned message counts towards the delivery limit and would be dead-lettered for an outage
 that is not its fault. Any other failure is retried a few times, then dead-lettered.
 
@@ -23,7 +24,7 @@ from dataclasses import asdict, dataclass
 from backend.common.events import EVENTS_QUEUE
 from backend.common.metrics import Lag
 from backend.common.tasks import stop_if_cancelled
-from backend.log.records import MalformedEvent, parse_event
+from backend.log.records import MalformedEvent, parse_events
 from backend.stores.documents.port import DocumentStore, EventRecord
 from backend.stores.errors import store_unavailable
 from backend.stores.queue.port import Delivery, DurableQueue, QueueSpec, QueueUnavailable
@@ -107,22 +108,25 @@ class EventConsumer:
             delay = min(delay * 2, self._max_retry_delay)
 
     async def handle(self, delivery: Delivery) -> None:
-        """Store one record, then settle it (ack, or dead-letter what cannot be stored)."""
+        """Store the records of one queue message, then settle it (ack, or dead-letter what
+        cannot be stored)."""
         try:
-            record = parse_event(delivery.body)
+            records = parse_events(delivery.body)
         except MalformedEvent as exc:
             await self._dead_letter(delivery, str(exc))
             return
-        self._seen += 1
-        token = self._seen
-        self.lag.begin(token, record.datetime.timestamp())
-        try:
-            stored = await self._store_retrying(record)
-        finally:
-            self.lag.end(token)
-        if stored is None:
-            await self._dead_letter(delivery, "cannot be stored")
-            return
+        for record in records:
+            self._seen += 1
+            token = self._seen
+            self.lag.begin(token, record.datetime.timestamp())
+            try:
+                stored = await self._store_retrying(record)
+            finally:
+                self.lag.end(token)
+            if stored is None:
+                # What was stored of it stays; a replay from the dead-letter queue dedupes.
+                await self._dead_letter(delivery, "cannot be stored")
+                return
         await delivery.ack()
 
     async def _store_retrying(self, record: EventRecord) -> bool | None:

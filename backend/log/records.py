@@ -1,4 +1,4 @@
-"""Reading one event record off the queue, strictly: what cannot be stored as is goes to the
+"""Reading event records off the queue, strictly: what cannot be stored as is goes to the
 dead-letter queue, never half into ``logdata``.
 
 A record is the seed's ``{datetime, server, category, id, data}`` plus ``event_id`` (for
@@ -14,6 +14,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from backend.common.events import MAX_BATCH_BYTES, MAX_BATCH_RECORDS
 from backend.common.logs import SENSITIVE
 from backend.stores.documents.port import EventRecord
 
@@ -70,14 +71,30 @@ def _when(raw: object) -> datetime:
     return when.astimezone(UTC)
 
 
-def parse_event(body: bytes) -> EventRecord:
-    """The record in ``body``, or ``MalformedEvent``."""
-    if len(body) > MAX_RECORD_BYTES:
-        raise MalformedEvent(f"record is larger than {MAX_RECORD_BYTES} bytes")
+def parse_events(body: bytes) -> list[EventRecord]:
+    """The records of one queue message: a JSON array of up to ``MAX_BATCH_RECORDS`` records
+    (how ``EventPublisher`` sends them), or one record as an object. ``MalformedEvent`` if
+    any of them is malformed: the message is refused whole."""
+    if len(body) > MAX_BATCH_BYTES:
+        raise MalformedEvent(f"batch is larger than {MAX_BATCH_BYTES} bytes")
+    data = _json(body, "batch")
+    if not isinstance(data, list):
+        if len(body) > MAX_RECORD_BYTES:
+            raise MalformedEvent(f"record is larger than {MAX_RECORD_BYTES} bytes")
+        return [_record(data)]
+    if not 1 <= len(data) <= MAX_BATCH_RECORDS:
+        raise MalformedEvent(f"a batch holds 1 to {MAX_BATCH_RECORDS} records")
+    return [_record(item) for item in data]
+
+
+def _json(body: bytes, what: str) -> Any:
     try:
-        data: Any = json.loads(body)
+        return json.loads(body)
     except (UnicodeDecodeError, ValueError):
-        raise MalformedEvent("record is not JSON") from None
+        raise MalformedEvent(f"{what} is not JSON") from None
+
+
+def _record(data: Any) -> EventRecord:
     if not isinstance(data, dict):
         raise MalformedEvent("record is not a JSON object")
     payload = data.get("data", {})

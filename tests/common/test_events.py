@@ -1,5 +1,5 @@
 """The event publisher: every emitted record reaches the durable queue once, in order, also
-when many are waiting (published with many in flight) and after the queue was unavailable."""
+when many are waiting (published in batches) and after the queue was unavailable."""
 
 from __future__ import annotations
 
@@ -8,7 +8,12 @@ import contextlib
 import json
 from pathlib import Path
 
-from backend.common.events import EVENTS_QUEUE, EventPublisher
+from backend.common.events import (
+    EVENTS_QUEUE,
+    MAX_BATCH_BYTES,
+    MAX_BATCH_RECORDS,
+    EventPublisher,
+)
 from backend.stores.queue.embedded import SqliteQueue
 from backend.stores.queue.port import QueueUnavailable
 
@@ -34,9 +39,11 @@ async def consumed(queue: SqliteQueue, count: int) -> list[dict[str, object]]:
     records: list[dict[str, object]] = []
     async with contextlib.aclosing(queue.consume(EVENTS_QUEUE.name, prefetch=64)) as deliveries:
         async for delivery in deliveries:
-            records.append(json.loads(delivery.body))
+            batch = json.loads(delivery.body)
+            assert isinstance(batch, list) and 1 <= len(batch) <= MAX_BATCH_RECORDS
+            records.extend(batch)
             await delivery.ack()
-            if len(records) == count:
+            if len(records) >= count:
                 break
     return records
 
@@ -70,5 +77,33 @@ async def test_records_wait_out_an_outage_and_none_is_lost_or_repeated(tmp_path:
             assert queue.failures == 0
             records = await consumed(queue, RECORDS)
             assert sorted(r["data"]["n"] for r in records) == list(range(RECORDS))  # type: ignore[index]
+    finally:
+        await queue.close()
+
+
+async def test_records_travel_in_batches_within_the_size_limit(tmp_path: Path) -> None:
+    queue = SqliteQueue(tmp_path / "queue.sqlite3")
+    try:
+        async with asyncio.timeout(TEST_TIMEOUT):
+            async with EventPublisher(queue, "test").running() as events:
+                for n in range(RECORDS):  # all waiting at once: full batches
+                    events.emit("test", "subject", n=n)
+                await events.flush()
+                small = await queue.depth(EVENTS_QUEUE.name)
+                for n in range(40):  # ~10 KB each: the byte limit closes the batches
+                    events.emit("test", "large", n=n, note="x" * 10_000)
+                await events.flush()
+            assert small == -(-RECORDS // MAX_BATCH_RECORDS)
+            bodies = []
+            async with contextlib.aclosing(queue.consume(EVENTS_QUEUE.name)) as deliveries:
+                async for delivery in deliveries:
+                    bodies.append(delivery.body)
+                    await delivery.ack()
+                    if sum(len(json.loads(b)) for b in bodies) == RECORDS + 40:
+                        break
+            large = [r for b in bodies for r in json.loads(b) if r["id"] == "large"]
+            assert [r["data"]["n"] for r in large] == list(range(40))
+            assert len(bodies) - small >= 2
+            assert all(len(b) <= MAX_BATCH_BYTES for b in bodies)
     finally:
         await queue.close()

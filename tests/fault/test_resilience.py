@@ -125,7 +125,8 @@ async def _log_service_down(cluster: Cluster, vhost_url: str) -> None:
     report.notes["chat_event_log_buffered"] = await metric(chat, "chat", "event_log_buffered")
     scenario.note(
         "while the log service was down: "
-        f"{report.notes['events_queued_while_log_down']} event records waited in "
+        f"{report.notes['events_queued_while_log_down']} queue messages (batches of event "
+        "records) waited in "
         f"{EVENTS_QUEUE.name}; chat node published "
         f"{report.notes['chat_events_published']:.0f}, dropped "
         f"{report.notes['chat_event_log_drops']:.0f}, buffered "

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from backend.common.events import event_record
+from backend.common.events import MAX_BATCH_RECORDS, event_record
 from backend.log.consumer import EventConsumer
 from backend.stores.documents.port import DocumentStore, EventQuery, EventRecord
 from backend.stores.documents.sqlite import SqliteDocumentStore
@@ -157,6 +157,23 @@ async def test_a_consumer_restart_loses_nothing(stores) -> None:
     assert sorted(int(e.data["n"]) for e in found) == list(range(total))
 
 
+async def test_a_batch_of_records_is_stored_record_by_record(stores) -> None:
+    open_queue, documents = stores
+    queue, s = open_queue(), spec()
+    subject = "u" + uuid.uuid4().hex[:10]
+    batch = [record(subject, n) for n in range(5)]
+    async with asyncio.timeout(TEST_TIMEOUT):
+        await queue.declare(s)
+        await publish(queue, s, json.dumps(batch).encode())
+        await publish(queue, s, json.dumps(batch[3:]).encode())  # a batch delivered again
+        async with EventConsumer(queue, documents, spec=s).running() as consumer:
+            await wait_for_count(documents, subject, 5)
+            await until(lambda: consumer.counters.duplicates == 2)
+    stored = await stored_of(documents, subject)
+    assert sorted(e.event_id for e in stored) == sorted(r["event_id"] for r in batch)
+    assert (consumer.counters.stored, consumer.counters.dead_lettered) == (5, 0)
+
+
 async def test_malformed_records_go_to_the_dead_letter_queue(stores) -> None:
     open_queue, documents = stores
     queue, s = open_queue(), spec()
@@ -166,7 +183,20 @@ async def test_malformed_records_go_to_the_dead_letter_queue(stores) -> None:
     nested_token = {**record(subject, 3), "data": {"auth": {"access_token": "eyJ..."}}}
     no_time = {k: v for k, v in record(subject, 4).items() if k != "datetime"}
     naive_time = {**record(subject, 5), "datetime": "2026-11-22T04:14:23"}
-    bad = [b"not json at all", b"[1, 2]", with_password, nested_token, no_time, naive_time]
+    # A batch is refused whole: its good record is not stored either.
+    spoiled_batch = json.dumps([record(subject, 6), {**record(subject, 7), "data": {"token": 1}}])
+    too_many = json.dumps([record(subject, 8)] * (MAX_BATCH_RECORDS + 1))
+    bad = [
+        b"not json at all",
+        b"[1, 2]",
+        b"[]",
+        spoiled_batch.encode(),
+        too_many.encode(),
+        with_password,
+        nested_token,
+        no_time,
+        naive_time,
+    ]
     async with asyncio.timeout(TEST_TIMEOUT):
         await queue.declare(s)
         for body in bad:
