@@ -29,7 +29,7 @@ from bench.sealchat_targets import Cluster, Embedded
 from bench.targets import Baseline, Sealchat, SocketIO, Target
 
 GATEWAY_MAX_RINGS = 900
-"""A chat node's doorbell inbox holds 1000 rings; a larger burst than it can push would be
+"""A chat node's doorbell inbox holds 10,000 rings; a larger burst than it can push would be
 traded for a ``resync`` (the designed overload behaviour: clients refill from history). The
 gateway runs' rings are not in history, so they stay below it and measure throughput."""
 SCENARIOS = ("idle", "fanout10", "gateway10", "fanout100", "reconnect", "brokers")

@@ -48,8 +48,10 @@ log = logging.getLogger("sealchat.fanout")
 TO_DEVICE_CHANNEL = "to_device"
 BATCH = 512
 """Rings handled per member lookup at most."""
-BACKLOG = 1000
-"""Rings waiting here at most; past that the backlog is traded for a resync of every client."""
+BACKLOG = 10_000
+"""Rings waiting here at most; past that the backlog is traded for a resync of every client.
+About half a second of pushing at full speed (rings are ~0.5 KB: ~5 MB at most): an archiver
+catching up rings in bursts, and a resync makes every client ask for history at once."""
 RECOVERY_FIRST_DELAY = 0.2
 RECOVERY_MAX_DELAY = 5.0
 """Pauses between retries of a member lookup that failed (doubling up to this)."""
