@@ -105,8 +105,15 @@ class AuthService:
                 "deleting an account cannot be undone: send confirm: true to go ahead",
             )
         await self._check_password(claims.sub, body.passwd, address, category="account")
-        for sid in await self.store.delete_user(claims.sub, self.clock()):
-            await self._deny_session(sid)
+
+        async def end_sessions(sids: list[str]) -> None:
+            for sid in sids:
+                await self._deny_session(sid)
+
+        # Ended before the commit too: the chat nodes close the sockets before any message
+        # committed after the deletion is rung ("membership at push time", member_cache.py),
+        # and again after it: their member caches forget the account's rooms.
+        await end_sessions(await self.store.delete_user(claims.sub, self.clock(), end_sessions))
         await self._deny(claims)
         self.events.emit("account", claims.sub, action="delete", result="success")
 

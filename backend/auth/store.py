@@ -6,7 +6,7 @@ One implementation over SQLAlchemy Core serves MariaDB and SQLite alike; the con
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -115,9 +115,16 @@ class AuthStore:
                 update(users).where(users.c.id == user_id).values(password_hash=password_hash)
             )
 
-    async def delete_user(self, user_id: str, now: datetime) -> list[str]:
-        """Remove the account with its devices and keys (cascade), and revoke every session
-        of it; return the revoked session ids (empty if there was no such account).
+    async def delete_user(
+        self,
+        user_id: str,
+        now: datetime,
+        before_commit: Callable[[list[str]], Awaitable[None]] | None = None,
+    ) -> list[str]:
+        """Remove the account with its devices, keys and room memberships (cascade), and
+        revoke every session of it; return the revoked session ids (empty if there was no
+        such account). ``before_commit`` gets them inside the transaction, so the sessions
+        can be ended before the memberships are gone.
 
         The revoked sessions stay until ``purge_families`` so that their access tokens can
         be denied until they expire, even across a restart of the embedded mode."""
@@ -137,6 +144,8 @@ class AuthStore:
                 .where(token_families.c.user_id == user_id, token_families.c.revoked_at.is_(None))
                 .values(revoked_at=now, revoked_reason="account_deleted")
             )
+            if before_commit is not None:
+                await before_commit(families)
         return families
 
     # --- refresh-token families --------------------------------------------------------------

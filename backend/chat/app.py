@@ -16,6 +16,7 @@ from backend.chat.fanout import TO_DEVICE_CHANNEL, Fanout
 from backend.chat.gateway import views as gateway_views
 from backend.chat.gateway.registry import Registry
 from backend.chat.history import History, commit_channels
+from backend.chat.member_cache import MEMBERSHIP_CHANNEL
 from backend.chat.messaging import pending_on_connect
 from backend.chat.pipeline import Intake
 from backend.chat.presence import ClusterPresence
@@ -98,8 +99,14 @@ async def chat_service(settings: Settings, stores: Stores) -> AsyncIterator[Chat
             gateway=gateway,
         )
         gateway.device_online = pending_on_connect(stores.documents)
-        channels = [*commit_channels(intake.partitions), TO_DEVICE_CHANNEL, SESSION_ENDED_CHANNEL]
-        fanout = Fanout(stores.doorbell, channels, social, gateway)
+        # One subscription, so that membership rings and commit rings keep Redis's order.
+        channels = [
+            *commit_channels(intake.partitions),
+            TO_DEVICE_CHANNEL,
+            SESSION_ENDED_CHANNEL,
+            MEMBERSHIP_CHANNEL,
+        ]
+        fanout = Fanout(stores.doorbell, channels, social.members_cache, gateway)
         fanout.latency = runtime.deliver_latency
         runtime.fanout = fanout
         runtime.presence = presence
@@ -156,14 +163,15 @@ def chat_metrics(runtime: ChatRuntime, _: Stores) -> ServiceMetrics:
             ),
             counter(
                 "chat_member_checks",
-                "Membership checks of sends, reads and typing, by where the answer came from",
+                "Room member lookups (the check of sends, reads and typing; the recipients of "
+                "pushes, per room), by where the answer came from",
                 lambda: {("cache",): cache.hits, ("database",): cache.misses},
                 labels=("source",),
             ),
             counter(
                 "chat_membership_ring_failures",
-                "Membership changes made here whose doorbell ring failed (other nodes re-read "
-                "within chat.member_cache_seconds)",
+                "Membership change rings (changing, changed) made here that failed (other nodes "
+                "re-read within chat.member_cache_seconds)",
                 lambda: cache.ring_failures,
             ),
             counter(

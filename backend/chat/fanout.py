@@ -2,12 +2,14 @@
 
 Rings are handled in batches: a pump moves them from the doorbell subscription into a local
 bounded inbox as they arrive; the pusher takes everything waiting there (up to ``batch``),
-reads the members of all the batch's rooms in one query, then pushes in ring order, each
-message encoded once for all its recipients. The members are still read at push time, after
-the commit of every message in the batch (a ring is sent only after its commit), so a member
-removed before a message's commit gets nothing ("Membership at push time",
-docs/protocol.md). Under load batches grow, and the cost per message of the member lookup
-shrinks instead of the backlog overflowing into a resync.
+looks up the members of all the batch's rooms at once, then pushes in ring order, each
+message encoded once for all its recipients. The lookup answers from the member cache
+(``member_cache.py``), which this subscription feeds: a membership change rings
+``changing`` before its commit, so it comes before the ring of any message committed after
+it, and the room is read from the store from then until its ``changed``. A member removed
+before a message's commit gets nothing ("Membership at push time", docs/protocol.md).
+Under load batches grow, and the cost per message of the lookup shrinks instead of the
+backlog overflowing into a resync.
 
 The doorbell is not the record: when the local inbox overflows, every client here is told to
 ``resync`` and fills its gaps from history. When the members cannot be read (MariaDB down),
@@ -23,12 +25,12 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, TypeGuard
 
-from backend.chat.social import SocialService
+from backend.chat.member_cache import MEMBERSHIP_CHANNEL, MemberCache
 from backend.common.auth_guard import SESSION_ENDED_CHANNEL
 from backend.common.tasks import stop_if_cancelled
 from backend.protocol.codec import encode_flat
@@ -74,7 +76,7 @@ class Fanout:
         self,
         doorbell: Doorbell,
         channels: list[str],
-        social: SocialService,
+        members: MemberCache,
         gateway: Registry,
         *,
         batch: int = BATCH,
@@ -84,7 +86,7 @@ class Fanout:
             raise ValueError("a batch holds at least one ring")
         self._doorbell = doorbell
         self._channels = channels
-        self._social = social
+        self._members = members
         self._gateway = gateway
         self._batch = batch
         self._backlog = backlog
@@ -112,19 +114,25 @@ class Fanout:
                 await self._handle([first, *inbox.take(self._batch - 1)])
                 stop_if_cancelled()
         finally:
+            self._members.stopped()
             pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await pump
 
     async def _handle(self, batch: list[Ring | DoorbellResync]) -> None:
-        """Handle ``batch`` in order, with one member lookup for all its messages."""
+        """Handle ``batch`` in order, with one member lookup for all its messages. The member
+        cache takes in the batch's membership rings first: the lookup answers as of the last
+        of them, later than every commit in the batch ("membership at push time")."""
         self.batches += 1
+        for item in batch:
+            if isinstance(item, DoorbellResync) or item.channel in _FOR_THE_CACHE:
+                self._members.follow(item)
         committed = {id(item): _parse(item) for item in batch if _is_commit(item)}
         rooms = {c.room for c in committed.values() if c is not None}
-        members: dict[str, list[str]] = {}
+        members: Mapping[str, Collection[str]] = {}
         if rooms:
             try:
-                members = await self._social.members_of_rooms(rooms)
+                members = await self._members.members_of_rooms(rooms)
             except Exception as exc:
                 # No traceback: a database error's text can quote the statement's parameters.
                 log.warning(
@@ -143,7 +151,7 @@ class Fanout:
             elif item.channel == TO_DEVICE_CHANNEL:
                 self._deliver_to_device(item)
             elif (message := committed.get(id(item))) is not None:
-                self._push(message, members.get(message.room, []))
+                self._push(message, members.get(message.room, ()))
 
     def _recover_later(self, rooms: set[str]) -> None:
         if self._recovery is None or self._recovery.done():
@@ -156,7 +164,7 @@ class Fanout:
         while True:
             await asyncio.sleep(delay)
             try:
-                await self._social.members_of_rooms(rooms)
+                await self._members.members_of_rooms(rooms)
             except Exception as exc:
                 log.warning("room members still unreadable", extra={"error": type(exc).__name__})
                 delay = min(delay * 2, RECOVERY_MAX_DELAY)
@@ -169,7 +177,7 @@ class Fanout:
         self.resyncs += 1
         self._gateway.push_all(Resync(reason=reason))
 
-    def _push(self, message: _Committed, members: list[str]) -> None:
+    def _push(self, message: _Committed, members: Collection[str]) -> None:
         self.delivered += self._gateway.push_text(members, message.text)
         if self.latency is not None:
             self.latency.observe(max(0.0, time.time() - message.ts.timestamp()))
@@ -195,8 +203,12 @@ class Fanout:
                         await running
 
 
+_FOR_THE_CACHE = (MEMBERSHIP_CHANNEL, SESSION_ENDED_CHANNEL)
+_NOT_COMMITS = (SESSION_ENDED_CHANNEL, TO_DEVICE_CHANNEL, MEMBERSHIP_CHANNEL)
+
+
 def _is_commit(item: Ring | DoorbellResync) -> TypeGuard[Ring]:
-    return isinstance(item, Ring) and item.channel not in (SESSION_ENDED_CHANNEL, TO_DEVICE_CHANNEL)
+    return isinstance(item, Ring) and item.channel not in _NOT_COMMITS
 
 
 _COMMITTED = b'{"type":"committed",'

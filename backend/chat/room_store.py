@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -80,6 +80,8 @@ class RoomTx:
     def __init__(self, conn: AsyncConnection, room: Room) -> None:
         self.conn = conn
         self.room = room
+        self.membership_changed = False
+        """Whether a member came or went (``RoomStore.before_commit`` is called then)."""
 
     async def member(self, user_id: str) -> Member | None:
         row = (
@@ -114,6 +116,7 @@ class RoomTx:
         )
 
     async def add_member(self, user_id: str, role: Role, now: datetime) -> None:
+        self.membership_changed = True
         await self.conn.execute(
             insert(room_members).values(
                 room_id=self.room.id, user_id=user_id, role=role, joined_at=now
@@ -121,6 +124,7 @@ class RoomTx:
         )
 
     async def remove_member(self, user_id: str) -> None:
+        self.membership_changed = True
         await self.conn.execute(
             delete(room_members).where(
                 room_members.c.room_id == self.room.id, room_members.c.user_id == user_id
@@ -151,6 +155,7 @@ class RoomTx:
 
     async def mark_deleted(self, now: datetime) -> None:
         """Soft-delete: members and invites go, the id and the membership log stay."""
+        self.membership_changed = True
         for table in (room_members, room_invites):
             await self.conn.execute(delete(table).where(table.c.room_id == self.room.id))
         await self.conn.execute(
@@ -207,6 +212,10 @@ _ROOM_IDS_OF = (
 )
 
 
+async def _nothing(_room_id: str) -> None:
+    return None
+
+
 class RoomStore:
     def __init__(self, engine: AsyncEngine, reads: AsyncEngine | None = None) -> None:
         """``reads`` (``open_read_engine``) serves the single-statement reads of the message
@@ -214,6 +223,9 @@ class RoomStore:
         self._engine = engine
         self._reads = reads or engine
         self.engine = engine
+        self.before_commit: Callable[[str], Awaitable[None]] = _nothing
+        """Called with the room's id inside a transaction that changed its members, just
+        before the commit: the member caches stop keeping the room (``member_cache.py``)."""
 
     @contextlib.asynccontextmanager
     async def locked(self, room_id: str) -> AsyncIterator[RoomTx | None]:
@@ -229,7 +241,10 @@ class RoomStore:
                     select(rooms).where(rooms.c.id == room_id, rooms.c.deleted_at.is_(None))
                 )
             ).first()
-            yield None if row is None else RoomTx(conn, Room(**row._mapping))
+            tx = None if row is None else RoomTx(conn, Room(**row._mapping))
+            yield tx
+            if tx is not None and tx.membership_changed:
+                await self.before_commit(room_id)
 
     @contextlib.asynccontextmanager
     async def create(self, room: Room) -> AsyncIterator[RoomTx]:
@@ -241,7 +256,10 @@ class RoomStore:
                 await conn.execute(insert(rooms).values(_asdict(room)))
             except IntegrityError:
                 raise DirectRoomExists(room.direct_key) from None
-            yield RoomTx(conn, room)
+            tx = RoomTx(conn, room)
+            yield tx
+            if tx.membership_changed:
+                await self.before_commit(room.id)
 
     async def direct_room(self, direct_key: str) -> Room | None:
         async with self._engine.connect() as conn:

@@ -7,7 +7,7 @@ push function in with ``set_notifier``. No HTTP here: the views live in ``social
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -44,9 +44,14 @@ class SocialService:
             clock=clock,
         )
         self.members_cache = MemberCache(
-            self.rooms.members, self.rooms.is_member, ttl=member_cache_seconds
+            self.rooms.members,
+            self.rooms.is_member,
+            self.rooms.members_of_rooms,
+            ttl=member_cache_seconds,
         )
-        """Answers ``is_member`` between changes once running (``member_cache.py``)."""
+        """Answers ``is_member`` and ``members_of_rooms`` between changes once the fan-out's
+        subscription feeds it (``member_cache.py``)."""
+        self.rooms.store.before_commit = self.members_cache.changing
         self.rooms.on_membership_changed = self.members_cache.changed
         self.friends = FriendService(
             store=self._graph, rooms=self.rooms, events=events, notices=self.notices, clock=clock
@@ -64,9 +69,10 @@ class SocialService:
         """Everyone in the room now (empty for an unknown or deleted room)."""
         return await self.rooms.members(room_id)
 
-    async def members_of_rooms(self, room_ids: Collection[str]) -> dict[str, list[str]]:
-        """``members`` of many rooms in one read (the fan-out of a batch of rings)."""
-        return await self.rooms.members_of_rooms(room_ids)
+    async def members_of_rooms(self, room_ids: Collection[str]) -> Mapping[str, Collection[str]]:
+        """Who is in each of the rooms now, those not kept read at once (the recipients of
+        a batch of rings: "membership at push time", ``member_cache.py``)."""
+        return await self.members_cache.members_of_rooms(room_ids)
 
     async def rooms_of(self, user_id: str) -> list[str]:
         """The ids of every room the user is in (what a socket subscribes to on connect)."""

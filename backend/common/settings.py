@@ -209,8 +209,9 @@ class ChatSettings(_Section):
     """Largest encrypted attachment accepted by ``POST /chat/blobs``."""
     member_cache_seconds: float = Field(default=5.0, ge=0, le=300)
     """How long a room's member list, once read, may answer the membership check of sends
-    when a change's doorbell ring was lost (changes otherwise reach every node at once, see
-    ``backend/chat/member_cache.py``); 0 reads the database for every check."""
+    and the recipients of pushes when a change's doorbell ring was lost (changes otherwise
+    reach every node at once, see ``backend/chat/member_cache.py``); 0 reads the database
+    for every check and every push."""
     expiry_sweep_seconds: float = Field(default=30.0, ge=0.05, le=3600)
     """How often the archiver deletes the ciphertext of disappearing messages whose time
     has passed (clients hide them on time themselves; this bounds how long the server keeps

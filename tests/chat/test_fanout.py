@@ -5,17 +5,22 @@ before the rings gets none of them ("Membership at push time", docs/protocol.md)
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import delete
+
 from backend.chat.fanout import TO_DEVICE_CHANNEL
 from backend.chat.history import commit_channel, committed_ring
+from backend.chat.member_cache import CHANGING, MEMBERSHIP_CHANNEL
 from backend.chat.pipeline import partition_of
 from backend.common.typedefs import CHAT_RUNTIME
 from backend.stores.documents.port import StoredMessage
 from backend.stores.ephemeral.inbox import OVERFLOW, Inbox
 from backend.stores.ephemeral.memory import MemoryDoorbell
 from backend.stores.ephemeral.port import Ring
+from backend.stores.relational.schema import room_members
 from tests.chat.social_world import make_world
 from tests.chat.test_messaging import Peer, device_socket, msg_id
 
@@ -76,6 +81,42 @@ async def test_a_batch_of_rings_reaches_each_member_once_in_order(aiohttp_client
     if isinstance(doorbell, MemoryDoorbell):
         # In process every ring is waiting before the fan-out runs: one lookup for them all.
         assert fanout.batches - batches_before < len(rings)
+    for peer in (a, b, c):
+        await peer.close()
+
+
+async def test_a_removal_rung_changing_is_heard_before_the_next_message_also_when_cached(
+    aiohttp_client, settings
+):
+    """Another node removes Carol: it rings ``changing`` inside its transaction, commits, and
+    its ``changed`` ring is late. A message committed after the removal is rung after
+    ``changing``, so the fan-out reads the members again instead of its kept list."""
+    world = await make_world(aiohttp_client, settings)
+    alice, bob, carol = await world.person(), await world.person(), await world.person()
+    room = await world.group(alice, bob, carol)
+    a, b, c = [await device_socket(world, p) for p in (alice, bob, carol)]
+    runtime = world.client.app[CHAT_RUNTIME]
+    cache, doorbell = runtime.social.members_cache, runtime.stores.doorbell
+    partitions = runtime.intake.partitions
+    async with asyncio.timeout(30):
+        while not (cache.live and time.monotonic() >= cache._keep_from):  # noqa: ASYNC110
+            await asyncio.sleep(0.05)  # the grace after the fan-out subscribed
+        await doorbell.ring(*ring_of(room, 1, alice.id, partitions))
+        for peer in (a, b, c):
+            assert await messages(peer, 1) == [(room, 1)]
+        assert carol.id in cache._rooms[room][1], "the members are kept"
+
+        await doorbell.ring(MEMBERSHIP_CHANNEL, CHANGING + room.encode())
+        async with runtime.social.rooms.store.engine.begin() as conn:  # the other node's commit
+            await conn.execute(
+                delete(room_members).where(
+                    room_members.c.room_id == room, room_members.c.user_id == carol.id
+                )
+            )
+        await doorbell.ring(*ring_of(room, 2, alice.id, partitions))
+        for peer in (a, b):
+            assert await messages(peer, 1) == [(room, 2)]
+    assert await nothing_more(c) == [], "nothing committed after the removal reaches Carol"
     for peer in (a, b, c):
         await peer.close()
 

@@ -21,12 +21,18 @@ CHANNEL = commit_channel(0)
 
 
 class RoomsWithOutage:
-    """Room membership that is unreachable (as SQLAlchemy reports a lost MariaDB) while
-    ``down`` is set."""
+    """The member lookup (the member cache's part the fan-out uses), unreachable (as
+    SQLAlchemy reports a lost MariaDB) while ``down`` is set; it keeps nothing."""
 
     def __init__(self) -> None:
         self.down = False
         self.reads = 0
+
+    def follow(self, item: object) -> None:
+        pass
+
+    def stopped(self) -> None:
+        pass
 
     async def members_of_rooms(self, rooms: set[str]) -> dict[str, list[str]]:
         self.reads += 1

@@ -149,8 +149,16 @@ async def test_deleting_a_user_cascades(store):
     await store.create_family("fam", "alice", "h", NOW, NOW + timedelta(days=1))
     await store.create_family("ended", "alice", "h0", NOW, NOW + timedelta(days=1))
     await store.revoke_family("ended", "logout", NOW)
-    assert await store.delete_user("alice", NOW) == ["fam"]
-    assert await store.delete_user("alice", NOW) == []
+    seen: list[tuple[list[str], bool]] = []
+
+    async def before_commit(sids: list[str]) -> None:
+        # Another connection still sees the account: the transaction has not committed.
+        seen.append((sids, await store.get_user("alice") is not None))
+
+    assert await store.delete_user("alice", NOW, before_commit) == ["fam"]
+    assert seen == [(["fam"], True)]
+    assert await store.delete_user("alice", NOW, before_commit) == []
+    assert len(seen) == 1, "nothing deleted, nothing to end"
     assert await store.get_device("alice", "DEV1") is None
     assert (await store.get_family("fam")).revoked_at == NOW, "kept, revoked, until purged"
     await store.create_user(user())
