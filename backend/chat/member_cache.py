@@ -107,6 +107,7 @@ class MemberCache:
         for room in rooms:
             entry = self._rooms.get(room) if self._keeps(room) else None
             if entry is not None and now - entry[0] < self._ttl:
+                self._rooms.move_to_end(room)
                 found[room] = entry[1]
         self.hits += len(found)
         missing = [room for room in rooms if room not in found]
@@ -197,8 +198,10 @@ class MemberCache:
 
     async def changing(self, room: str) -> None:
         """A change of ``room`` is about to commit (called inside its transaction): every
-        node stops keeping it until ``changed``. A failed ring is counted; ``ttl`` bounds it."""
+        node stops keeping it until ``changed``, this one at once. A failed ring is counted;
+        ``ttl`` bounds it."""
         self.invalidate(room)
+        self._unsettled[room] = self._clock() + self._ttl
         await self._ring([room], CHANGING)
 
     async def changed(self, rooms: Collection[str]) -> None:
@@ -206,6 +209,7 @@ class MemberCache:
         other chat node. A failed ring is counted; the other nodes' ``ttl`` bounds it."""
         for room in rooms:
             self.invalidate(room)
+            self._unsettled.pop(room, None)
         await self._ring(rooms, b"")
 
     async def _ring(self, rooms: Collection[str], prefix: bytes) -> None:
