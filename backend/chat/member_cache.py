@@ -184,11 +184,17 @@ class MemberCache:
             room = payload[len(CHANGING) if changing else 0 :].decode(errors="replace")
             self.invalidate(room)
             if changing:
-                self._unsettled[room] = self._clock() + self._ttl
+                self._unsettle(room)
             else:
                 self._unsettled.pop(room, None)
         elif item.channel == SESSION_ENDED_CHANNEL:
             self.clear()
+
+    def _unsettle(self, room: str) -> None:
+        now = self._clock()
+        self._unsettled[room] = now + self._ttl
+        if len(self._unsettled) > self._max_rooms:  # lost ``changed`` rings of rooms unused since
+            self._unsettled = {r: until for r, until in self._unsettled.items() if until > now}
 
     def stopped(self) -> None:
         """The subscription ended: every check and push reads the store until the next one."""
@@ -201,7 +207,7 @@ class MemberCache:
         node stops keeping it until ``changed``, this one at once. A failed ring is counted;
         ``ttl`` bounds it."""
         self.invalidate(room)
-        self._unsettled[room] = self._clock() + self._ttl
+        self._unsettle(room)
         await self._ring([room], CHANGING)
 
     async def changed(self, rooms: Collection[str]) -> None:

@@ -21,7 +21,7 @@ from backend.common.auth_guard import SESSION_ENDED_CHANNEL
 from backend.common.metrics import parse_samples
 from backend.common.typedefs import CHAT_RUNTIME
 from backend.stores.ephemeral.memory import MemoryDoorbell
-from backend.stores.ephemeral.port import Resync
+from backend.stores.ephemeral.port import Resync, Ring
 from tests.auth.device_keys import TestDevice
 from tests.chat.social_world import World, make_world
 from tests.chat.ws_helpers import connect, recv
@@ -239,6 +239,16 @@ async def test_a_room_whose_change_is_under_way_is_read_every_time_until_it_is_d
         await here.members_of_rooms(["r"])
         assert store.loads - loads + store.checks == 10, "past the ttl it is kept again"
         pump.cancel()
+
+
+async def test_rooms_whose_changed_ring_was_lost_do_not_pile_up():
+    clock = Clock()
+    cache = new_cache(Store({}), clock=clock, max_rooms=2)
+    for room in ("a", "b", "c"):
+        cache.follow(Ring(MEMBERSHIP_CHANNEL, CHANGING + room.encode()))  # no "changed" follows
+    clock.now += 5.0
+    cache.follow(Ring(MEMBERSHIP_CHANNEL, CHANGING + b"d"))
+    assert set(cache._unsettled) == {"d"}, "the lapsed ones went once there were too many"
 
 
 async def test_the_push_lookup_reads_what_is_not_kept_at_once_and_keeps_no_empty_room():
