@@ -84,6 +84,8 @@ def parse_events(body: bytes) -> list[EventRecord]:
         return [_record(data)]
     if not 1 <= len(data) <= MAX_BATCH_RECORDS:
         raise MalformedEvent(f"a batch holds 1 to {MAX_BATCH_RECORDS} records")
+    if any(len(json.dumps(item)) > MAX_RECORD_BYTES for item in data):
+        raise MalformedEvent(f"a record is larger than {MAX_RECORD_BYTES} bytes")
     return [_record(item) for item in data]
 
 

@@ -186,12 +186,16 @@ async def test_malformed_records_go_to_the_dead_letter_queue(stores) -> None:
     # A batch is refused whole: its good record is not stored either.
     spoiled_batch = json.dumps([record(subject, 6), {**record(subject, 7), "data": {"token": 1}}])
     too_many = json.dumps([record(subject, 8)] * (MAX_BATCH_RECORDS + 1))
+    oversized = json.dumps(
+        [record(subject, 9), {**record(subject, 10), "data": {"x": "y" * 20_000}}]
+    )
     bad = [
         b"not json at all",
         b"[1, 2]",
         b"[]",
         spoiled_batch.encode(),
         too_many.encode(),
+        oversized.encode(),
         with_password,
         nested_token,
         no_time,
