@@ -226,13 +226,17 @@ class Archiver:
         written = fresh[: await self._documents.insert_messages(fresh)]
         now = time.time()
         for message in written:
-            self._remember(message.room, message.seq)
-            self.counters.archived += 1
-            self.latency.observe(max(0.0, now - message.ts.timestamp()))
-            self._emit(
-                "archive", message.sender, room=message.room, seq=message.seq, msg_id=message.msg_id
-            )
+            self._archived(message, now)
         return written
+
+    def _archived(self, message: StoredMessage, now: float) -> None:
+        """Note a newly stored message: its room's seq, the counters, its event record."""
+        self._remember(message.room, message.seq)
+        self.counters.archived += 1
+        self.latency.observe(max(0.0, now - message.ts.timestamp()))
+        self._emit(
+            "archive", message.sender, room=message.room, seq=message.seq, msg_id=message.msg_id
+        )
 
     async def _decode(self, delivery: Delivery) -> Envelope | None:
         """The delivery's envelope; None once a malformed one is dead-lettered."""
@@ -264,12 +268,7 @@ class Archiver:
         seq = await self._next_seq(envelope.room)
         message = _stored(envelope, seq)
         if await self._documents.insert_message(message):
-            self._remember(envelope.room, seq)
-            self.counters.archived += 1
-            self.latency.observe(max(0.0, time.time() - envelope.ts.timestamp()))
-            self._emit(
-                "archive", envelope.sender, room=envelope.room, seq=seq, msg_id=envelope.msg_id
-            )
+            self._archived(message, time.time())
             await self._ring(message)
             return message
         existing = await self._documents.find_message(envelope.msg_id)
