@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 from collections.abc import AsyncIterator
@@ -83,3 +84,38 @@ async def test_deleting_a_room_removes_its_blobs_only(store: BlobStore) -> None:
     assert await store.delete_room("r1") == 2
     assert await store.info("x1") is None and await store.info("x2") is None
     assert await read_all(store, "y1") == b"data"
+
+
+async def test_an_upload_cancelled_at_any_step_is_all_or_nothing(store: BlobStore) -> None:
+    """Cancelled while its chunks or its record are written, an upload leaves no part of it.
+
+    A cancellation that lands as the write commits may leave the whole blob (the caller could
+    not be told); a record without its chunks, or chunks without a record, is never left.
+    """
+    data = os.urandom(CHUNK_BYTES + 1)
+    emptied = 0
+    for steps in range(0, 3000, 150):
+        sent = asyncio.Event()
+
+        async def source() -> AsyncIterator[bytes]:
+            async for piece in pieces(data, 8192):
+                yield piece
+            sent.set()
+
+        blob_id = f"c{steps}"
+        upload = asyncio.create_task(
+            store.put(blob_id, "ann", "r1", source(), max_size=10**7, now=T0)
+        )
+        await sent.wait()
+        for _ in range(steps):
+            await asyncio.sleep(0)
+        upload.cancel()
+        await asyncio.gather(upload, return_exceptions=True)
+        if await store.info(blob_id) is None:
+            emptied += 1
+            # No chunk is left behind either: the same id uploads again from chunk 0.
+            await store.put(blob_id, "ann", "r1", pieces(b"again", 2), max_size=10, now=T0)
+            assert await read_all(store, blob_id) == b"again"
+        else:
+            assert await read_all(store, blob_id) == data
+    assert emptied > 0

@@ -4,6 +4,7 @@ abandoned one, removed when its upload fails)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterable, AsyncIterator
 from datetime import datetime
 from typing import Any
@@ -13,15 +14,18 @@ from pymongo import ASCENDING, AsyncMongoClient, IndexModel
 
 from backend.stores.blobs.port import BlobInfo, BlobStore, Rechunker
 from backend.stores.documents.timeutil import utc
+from backend.stores.whole_operations import WholeOperations, whole
 
 
 class MongoBlobStore(BlobStore):
     def __init__(self, url: str, database: str) -> None:
+        self.operations = WholeOperations()
         self._client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url, tz_aware=True)
         db = self._client[database]
         self._blobs = db["blobs"]
         self._chunks = db["blob_chunks"]
 
+    @whole
     async def setup(self) -> None:
         await self._blobs.create_indexes(
             [IndexModel([("id", ASCENDING)], unique=True), IndexModel([("room", ASCENDING)])]
@@ -31,6 +35,7 @@ class MongoBlobStore(BlobStore):
         )
 
     async def close(self) -> None:
+        await self.operations.settle()
         await self._client.close()
 
     async def put(
@@ -44,27 +49,37 @@ class MongoBlobStore(BlobStore):
         now: datetime,
     ) -> BlobInfo:
         counter = Rechunker(max_size)
+        writing: asyncio.Task[Any] | None = None
         try:
             n = 0
             async for chunk in counter.chunks(source):
-                await self._chunks.insert_one({"blob": blob_id, "n": n, "data": Binary(chunk)})
+                doc = {"blob": blob_id, "n": n, "data": Binary(chunk)}
+                writing = self.operations.start(self._chunks.insert_one(doc))
+                await asyncio.shield(writing)
                 n += 1
             info = BlobInfo(blob_id, owner, room, counter.size, counter.digest.hexdigest(), now)
-            await self._blobs.insert_one(
-                {
-                    "id": blob_id,
-                    "owner": owner,
-                    "room": room,
-                    "size": info.size,
-                    "sha256": info.sha256,
-                    "created": utc(now),
-                }
-            )
+            record = {
+                "id": blob_id,
+                "owner": owner,
+                "room": room,
+                "size": info.size,
+                "sha256": info.sha256,
+                "created": utc(now),
+            }
+            writing = self.operations.start(self._blobs.insert_one(record))
+            await asyncio.shield(writing)
         except BaseException:
-            await self._chunks.delete_many({"blob": blob_id})
+            if writing is not None:
+                await asyncio.wait([writing])  # a cancelled caller left it running: let it end
+            await self.operations.run(self._discard(blob_id))
             raise
         return info
 
+    async def _discard(self, blob_id: str) -> None:
+        await self._blobs.delete_one({"id": blob_id})
+        await self._chunks.delete_many({"blob": blob_id})
+
+    @whole
     async def info(self, blob_id: str) -> BlobInfo | None:
         doc = await self._blobs.find_one({"id": blob_id})
         if doc is None:
@@ -74,12 +89,17 @@ class MongoBlobStore(BlobStore):
         )
 
     async def read(self, blob_id: str) -> AsyncIterator[bytes]:
-        if await self._blobs.find_one({"id": blob_id}, {"_id": 1}) is None:
+        if await self.operations.run(self._blobs.find_one({"id": blob_id}, {"_id": 1})) is None:
             return
         cursor = self._chunks.find({"blob": blob_id}).sort("n", ASCENDING)
-        async for doc in cursor:
-            yield bytes(doc["data"])
+        try:
+            # A chunk at a time: each fetch is an operation of its own (see whole_operations).
+            while chunk := await self.operations.run(cursor.to_list(1)):
+                yield bytes(chunk[0]["data"])
+        finally:
+            await self.operations.run(cursor.close())
 
+    @whole
     async def delete_room(self, room: str) -> int:
         ids = [d["id"] async for d in self._blobs.find({"room": room}, {"id": 1})]
         if ids:

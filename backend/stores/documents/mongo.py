@@ -24,6 +24,7 @@ from backend.stores.documents.port import (
     ToDevice,
 )
 from backend.stores.documents.timeutil import utc
+from backend.stores.whole_operations import WholeOperations, whole
 
 Doc = dict[str, Any]
 
@@ -50,6 +51,7 @@ class MongoDocumentStore(DocumentStore):
     """Collections ``messages``, ``counters``, ``to_device`` and ``logdata`` in one database."""
 
     def __init__(self, url: str, database: str) -> None:
+        self.operations = WholeOperations()
         self._client: AsyncMongoClient[Doc] = AsyncMongoClient(url, tz_aware=True, tzinfo=UTC)
         db = self._client.get_database(database)
         self._db = db
@@ -62,6 +64,7 @@ class MongoDocumentStore(DocumentStore):
         self._retention = timedelta(days=30)
 
     # --- lifecycle -------------------------------------------------------------------------
+    @whole
     async def setup(self, *, event_retention_days: int = 30) -> None:
         if event_retention_days < 1:
             raise ValueError("event_retention_days must be at least 1")
@@ -102,13 +105,16 @@ class MongoDocumentStore(DocumentStore):
             )
 
     async def close(self) -> None:
+        await self.operations.settle()
         await self._client.close()
 
     # --- room messages -----------------------------------------------------------------------
+    @whole
     async def find_message(self, msg_id: str) -> StoredMessage | None:
         doc = await self._messages.find_one({"msg_id": msg_id})
         return None if doc is None else _message(doc)
 
+    @whole
     async def next_seq(self, room: str) -> int:
         # The increment never upserts: a findAndModify whose upsert races another one can
         # answer with no post-image (SecantusDB does) although it incremented, losing a seq.
@@ -127,6 +133,7 @@ class MongoDocumentStore(DocumentStore):
                 pass  # a concurrent first call created it: just increment
         raise RuntimeError(f"could not allocate a seq for room {room!r}")
 
+    @whole
     async def insert_message(self, message: StoredMessage) -> bool:
         try:
             await self._messages.insert_one(_message_doc(message))
@@ -137,6 +144,7 @@ class MongoDocumentStore(DocumentStore):
             return False
         return True
 
+    @whole
     async def insert_messages(self, batch: Sequence[StoredMessage]) -> int:
         if not batch:
             return 0
@@ -156,6 +164,7 @@ class MongoDocumentStore(DocumentStore):
             return index
         return len(batch)
 
+    @whole
     async def messages_after(self, room: str, after: int, limit: int) -> list[StoredMessage]:
         if limit < 1:
             return []
@@ -163,6 +172,7 @@ class MongoDocumentStore(DocumentStore):
         docs = await cursor.sort("seq", ASCENDING).limit(limit).to_list()
         return [_message(d) for d in docs]
 
+    @whole
     async def messages_before(self, room: str, before: int, limit: int) -> list[StoredMessage]:
         if limit < 1:
             return []
@@ -170,6 +180,7 @@ class MongoDocumentStore(DocumentStore):
         docs = await cursor.sort("seq", DESCENDING).limit(limit).to_list()
         return [_message(d) for d in reversed(docs)]
 
+    @whole
     async def latest_seq(self, rooms: Sequence[str]) -> dict[str, int]:
         latest = dict.fromkeys(rooms, 0)
         if not latest:
@@ -184,11 +195,13 @@ class MongoDocumentStore(DocumentStore):
             latest[row["_id"]] = int(row["seq"])
         return latest
 
+    @whole
     async def delete_room(self, room: str) -> int:
         result = await self._messages.delete_many({"room": room})
         await self._counters.delete_one({"_id": room})
         return result.deleted_count
 
+    @whole
     async def expire_messages(self, now: datetime) -> int:
         result = await self._messages.update_many(
             {"expires_at": {"$lte": utc(now)}, "kind": {"$ne": EXPIRED}},
@@ -197,6 +210,7 @@ class MongoDocumentStore(DocumentStore):
         return result.modified_count
 
     # --- to-device queue ---------------------------------------------------------------------
+    @whole
     async def put_to_device(self, message: ToDevice) -> bool:
         doc = {name: getattr(message, name) for name in _TO_DEVICE_FIELDS}
         doc["ts"] = utc(message.ts)
@@ -206,6 +220,7 @@ class MongoDocumentStore(DocumentStore):
             return False
         return True
 
+    @whole
     async def pending_to_device(self, user: str, device: str, limit: int) -> list[ToDevice]:
         if limit < 1:
             return []
@@ -214,6 +229,7 @@ class MongoDocumentStore(DocumentStore):
         docs = await cursor.sort([("ts", ASCENDING), ("_id", ASCENDING)]).limit(limit).to_list()
         return [ToDevice(**{name: d[name] for name in _TO_DEVICE_FIELDS}) for d in docs]
 
+    @whole
     async def ack_to_device(self, user: str, device: str, ids: Sequence[str]) -> int:
         if not ids:
             return 0
@@ -222,6 +238,7 @@ class MongoDocumentStore(DocumentStore):
         )
         return result.deleted_count
 
+    @whole
     async def delete_device_inbox(self, user: str, device: str | None = None) -> int:
         query: Doc = {"recipient_user": user}
         if device is not None:
@@ -230,6 +247,7 @@ class MongoDocumentStore(DocumentStore):
         return result.deleted_count
 
     # --- event log -------------------------------------------------------------------------
+    @whole
     async def insert_event(self, event: EventRecord) -> bool:
         doc = {
             "event_id": event.event_id,
@@ -246,6 +264,7 @@ class MongoDocumentStore(DocumentStore):
             return False
         return True
 
+    @whole
     async def query_events(self, query: EventQuery) -> list[EventRecord]:
         if query.limit < 1:
             return []
