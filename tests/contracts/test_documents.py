@@ -15,7 +15,6 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
-import pymongo
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -30,8 +29,7 @@ from backend.stores.documents import (
 )
 from backend.stores.documents.mongo import MongoDocumentStore
 from backend.stores.documents.sqlite import SqliteDocumentStore
-
-T0 = datetime(2025, 3, 4, 5, 6, 7, 123000, tzinfo=UTC)
+from tests.contracts.documents import T0, drop_mongo_database, msg
 
 OpenStore = Callable[[], DocumentStore]
 
@@ -46,11 +44,7 @@ def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OpenS
     url: str = request.getfixturevalue("mongo_url")
     database: str = request.getfixturevalue("mongo_database")
     yield lambda: MongoDocumentStore(url, database)
-    client: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(url)
-    try:
-        client.drop_database(database)
-    finally:
-        client.close()
+    drop_mongo_database(url, database)
 
 
 @asynccontextmanager
@@ -67,20 +61,6 @@ async def opened(open_store: OpenStore, retention_days: int = 30) -> AsyncIterat
 async def store(open_store: OpenStore) -> AsyncIterator[DocumentStore]:
     async with opened(open_store) as s:
         yield s
-
-
-def msg(room: str, seq: int, msg_id: str | None = None, **fields: object) -> StoredMessage:
-    values: dict[str, object] = {
-        "room": room,
-        "seq": seq,
-        "msg_id": msg_id or f"{room}-{seq}",
-        "sender": "alice",
-        "device": "ALICEPHONE",
-        "ts": T0 + timedelta(seconds=seq),
-        "ciphertext": f"AwogCipher{room}{seq}",
-    }
-    values.update(fields)
-    return StoredMessage(**values)  # type: ignore[arg-type]
 
 
 def to_dev(id: str, user: str = "bob", device: str = "BOBPHONE", ts: datetime = T0) -> ToDevice:

@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import uuid
 import warnings
-from datetime import UTC, datetime
 
-import pymongo
 import pytest
 
-from backend.stores.documents import StoredMessage
 from backend.stores.documents.mongo import MongoDocumentStore
 from backend.stores.whole_operations import WholeOperations
+from tests.contracts.documents import drop_mongo_database, msg
 
 
 async def test_a_cancelled_caller_returns_at_once_and_its_operation_still_ends() -> None:
@@ -103,32 +100,16 @@ async def test_cancelling_operations_while_they_connect_leaks_no_socket(
         finally:
             await store.close()
     finally:
-        client: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(mongo_url)
-        try:
-            client.drop_database(mongo_database)
-        finally:
-            client.close()
+        drop_mongo_database(mongo_url, mongo_database)
 
 
 async def _cancel_after(steps: int, store: MongoDocumentStore) -> None:
     await store.setup()
     callers = [asyncio.create_task(store.latest_seq([f"room-{i}"])) for i in range(20)]
-    callers.append(asyncio.create_task(store.insert_message(_message(steps))))
+    callers.append(asyncio.create_task(store.insert_message(msg("cancelled", steps + 1))))
     for _ in range(steps):
         await asyncio.sleep(0)
     for caller in callers:
         caller.cancel()
     await asyncio.gather(*callers, return_exceptions=True)
     await store.close()
-
-
-def _message(seq: int) -> StoredMessage:
-    return StoredMessage(
-        room="cancelled",
-        seq=seq + 1,
-        msg_id=uuid.uuid4().hex,
-        sender="alice",
-        device="ALICEPHONE",
-        ts=datetime.now(UTC),
-        ciphertext="x",
-    )
