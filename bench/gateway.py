@@ -90,6 +90,7 @@ async def gateway_run(
     start_us, lag_ms, room_msgs = await ring_open_loop(target, clients, rate, count, first)
     expected = sum(len(ns) * sizes[room] for room, ns in room_msgs.items())
     await drain(receiver, clients, expected, 0, stall)
+    await usage.settle()
     used = usage.stop()
     verdict = check(receiver, clients, room_msgs, len(clients))
     return summarise_run(receiver, used, verdict, count, expected, start_us, lag_ms)

@@ -207,6 +207,7 @@ async def fanout_run(
     start_us, lag_ms, room_msgs = await send_open_loop(target, clients, rate, count, first)
     expected = sum(len(ns) * sizes[room] for room, ns in room_msgs.items())
     await drain(receiver, clients, expected, count, stall)
+    await usage.settle()
     used = usage.stop()
     verdict = check(receiver, clients, room_msgs, len(clients))
     return summarise_run(receiver, used, verdict, count, expected, start_us, lag_ms)
@@ -240,6 +241,9 @@ def summarise_run(
             name: seconds * 1e6 / n for name, seconds in used["cpu_s_by_process"].items()
         },
         "send_lag_ms": lag_ms,
+        "tail_ms": used["tail_s"] * 1000,
+        "tail_cpu_us_per_delivery": used["tail_cpu_s"] * 1e6 / n,
+        "settled": used["settled"],
         **{k: used[k] for k in ("rss_bytes", "machine_busy_cores", "steal_pct", "other_cores")},
         "loadgen_cores": used["loadgen_cpu_s"] / used["wall_s"],
         "noisy": used["other_cores"] > NOISY_OTHER_CORES or used["steal_pct"] > NOISY_STEAL_PCT,

@@ -20,8 +20,8 @@ def _n(v: float) -> str:
 def tables(data: dict[str, Any]) -> str:
     out = [
         "| scenario | step | target | delivered/s | p50 ms | p99 ms | max ms | server µs/delivery "
-        "(usr+sys) | brokers µs | RSS MiB | noise (cores) | ok |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "(usr+sys) | brokers µs | RSS MiB | noise (cores) | tail s | ok |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for r in data["summary"]["rows"]:
         out.append(
@@ -29,7 +29,8 @@ def tables(data: dict[str, Any]) -> str:
             f"{_n(r['p50_ms'])} | {_n(r['p99_ms'])} | {_n(r['max_ms'])} | "
             f"{r['cpu_user_us_per_delivery']:.0f}+{r['cpu_sys_us_per_delivery']:.0f} | "
             f"{r['broker_cpu_us_per_delivery']:.0f} | {r['rss_bytes'] / 2**20:.0f} | "
-            f"{r['other_cores']:.2f} | {'yes' if r['ok'] else 'NO'} ({r['reps']} reps, "
+            f"{r['other_cores']:.2f} | {r.get('tail_ms', float('nan')) / 1000:.1f} | "
+            f"{'yes' if r['ok'] else 'NO'} ({r['reps']} reps, "
             f"{r['noisy_reps']} noisy) |"
         )
     out += [

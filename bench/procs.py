@@ -173,61 +173,112 @@ class Child:
         return f"--- {self.name} ({self.log_path}):\n" + "\n".join(text[-lines:])
 
 
+SETTLED_CORES = 0.1
+"""CPU (cores) of a target's processes (and stores) under which it counts as settled."""
+SETTLE_WINDOW = 0.2
+SETTLE_LIMIT = 10.0
+"""Seconds a target may take to settle after its last delivery (then: ``unsettled``)."""
+
+
+@dataclass
+class _Sample:
+    at: float
+    procs: list[tuple[int, int]]
+    gen: tuple[int, int]
+    machine: dict[str, int]
+    brokers: dict[str, tuple[int, int]]
+
+
 @dataclass
 class Usage:
-    """CPU and memory of a set of processes and of the machine between two samples."""
+    """CPU and memory of a set of processes and of the machine between two samples.
+
+    A server may go on working after its last delivery (the embedded target writes its event
+    log for about a second after a light-load run). ``settle`` waits for that tail: its CPU is
+    charged to the run that caused it, and the next run starts on a quiet machine. Machine,
+    generator and noise figures stay those of the measured window (start to ``settle``).
+    """
 
     processes: dict[str, int]
     """The target's processes by name (``chat1``, ``archiver``…) and pid."""
     loadgen_pid: int = field(default_factory=os.getpid)
-    _t0: float = 0.0
-    _proc0: list[tuple[int, int]] = field(default_factory=list)
-    _gen0: tuple[int, int] = (0, 0)
-    _mach0: dict[str, int] = field(default_factory=dict)
-    _brokers: dict[str, int] = field(default_factory=dict)
-    _brokers0: dict[str, tuple[int, int]] = field(default_factory=dict)
-
     stores: dict[str, int] = field(default_factory=dict)
     """The target's own store processes (SecantusDB): counted with the brokers, not the server."""
+    _brokers: dict[str, int] = field(default_factory=dict)
+    _begin: _Sample | None = None
+    _end: _Sample | None = None
+    _tail_s: float = 0.0
+    _settled: bool = True
+
+    def _sample(self) -> _Sample:
+        return _Sample(
+            time.monotonic(),
+            [cpu_ticks(p) for p in self.processes.values()],
+            cpu_ticks(self.loadgen_pid),
+            machine_ticks(),
+            {n: cpu_ticks(p) for n, p in self._brokers.items()},
+        )
 
     def start(self, *, brokers: bool = False) -> None:
-        self._t0 = time.monotonic()
-        self._proc0 = [cpu_ticks(p) for p in self.processes.values()]
-        self._gen0 = cpu_ticks(self.loadgen_pid)
-        self._mach0 = machine_ticks()
         self._brokers = {**(broker_pids() if brokers else {}), **self.stores}
-        self._brokers0 = {n: cpu_ticks(p) for n, p in self._brokers.items()}
+        self._begin = self._sample()
+
+    def _busy_ticks(self) -> int:
+        """Clock ticks used so far by the target's processes and the brokers it is charged."""
+        pids = [*self.processes.values(), *self._brokers.values()]
+        return sum(sum(cpu_ticks(p)) for p in pids)
+
+    async def settle(self) -> None:
+        """End the measured window, then wait until the target (with its stores and brokers)
+        is idle: at most ``SETTLED_CORES`` over ``SETTLE_WINDOW``, for up to
+        ``SETTLE_LIMIT`` seconds."""
+        self._end = self._sample()
+        before = self._busy_ticks()
+        while time.monotonic() - self._end.at < SETTLE_LIMIT:
+            await asyncio.sleep(SETTLE_WINDOW)
+            now = self._busy_ticks()
+            if (now - before) / TICK <= SETTLED_CORES * SETTLE_WINDOW:
+                break
+            before = now
+        else:
+            self._settled = False
+        self._tail_s = time.monotonic() - self._end.at
 
     def stop(self) -> dict[str, Any]:
-        """Seconds of server user/sys CPU (also per process, brokers included), load generator
-        CPU, machine busy and steal (in cores), CPU left to everything else (other people's
-        work: noise), and RSS."""
-        wall = max(time.monotonic() - self._t0, 1e-6)
-        now = [cpu_ticks(p) for p in self.processes.values()]
-        user = sum(a[0] - b[0] for a, b in zip(now, self._proc0, strict=True)) / TICK
-        system = sum(a[1] - b[1] for a, b in zip(now, self._proc0, strict=True)) / TICK
-        g = cpu_ticks(self.loadgen_pid)
-        gen = (g[0] + g[1] - self._gen0[0] - self._gen0[1]) / TICK
-        m = machine_ticks()
-        d = {k: m[k] - self._mach0[k] for k in m}
+        """Seconds of server user/sys CPU (also per process, brokers included; with the tail
+        after ``settle``), load generator CPU, machine busy and steal (in cores), CPU left to
+        everything else (other people's work: noise), and RSS."""
+        b = self._begin
+        assert b is not None, "stop() before start()"
+        now = self._sample()
+        e = self._end or now
+        wall = max(e.at - b.at, 1e-6)
+        user = sum(a[0] - z[0] for a, z in zip(now.procs, b.procs, strict=True)) / TICK
+        system = sum(a[1] - z[1] for a, z in zip(now.procs, b.procs, strict=True)) / TICK
+        in_window = sum(sum(a) - sum(z) for a, z in zip(e.procs, b.procs, strict=True)) / TICK
+        gen = (sum(e.gen) - sum(b.gen)) / TICK
+        d = {k: e.machine[k] - b.machine[k] for k in e.machine}
         total = max(d["busy"] + d["idle"] + d["steal"], 1)
         cores = os.cpu_count() or 1
         busy_cores = d["busy"] / total * cores
         by_process = {
-            name: (a[0] + a[1] - b[0] - b[1]) / TICK
-            for name, a, b in zip(self.processes, now, self._proc0, strict=True)
+            name: (sum(a) - sum(z)) / TICK
+            for name, a, z in zip(self.processes, now.procs, b.procs, strict=True)
         }
-        for name, pid in self._brokers.items():
-            u, s = cpu_ticks(pid)
-            by_process[name] = (u + s - sum(self._brokers0[name])) / TICK
+        for name in self._brokers:
+            by_process[name] = (sum(now.brokers[name]) - sum(b.brokers[name])) / TICK
         brokers = sum(by_process[name] for name in self._brokers)
-        other = busy_cores - (user + system + gen + brokers) / wall
+        brokers_in_window = sum(sum(e.brokers[n]) - sum(b.brokers[n]) for n in self._brokers) / TICK
+        other = busy_cores - (in_window + gen + brokers_in_window) / wall
         return {
             "wall_s": wall,
             "server_user_s": user,
             "server_sys_s": system,
             "loadgen_cpu_s": gen,
             "broker_cpu_s": brokers,
+            "tail_s": self._tail_s,
+            "tail_cpu_s": user + system + brokers - in_window - brokers_in_window,
+            "settled": self._settled,
             "machine_busy_cores": busy_cores,
             "steal_pct": 100.0 * d["steal"] / total,
             "other_cores": max(other, 0.0),

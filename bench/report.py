@@ -22,6 +22,7 @@ FIELDS = (
     "loadgen_cores",
     "other_cores",
     "steal_pct",
+    "tail_ms",
 )
 
 
@@ -47,6 +48,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
         row["ok"] = all(r["ok"] for r in rs)
         row["noisy_reps"] = sum(r["noisy"] for r in rs)
         row["loadgen_bound_reps"] = sum(r["loadgen_bound"] for r in rs)
+        row["unsettled_reps"] = sum(not r["settled"] for r in rs)
         rows.append(row)
     by_rep: dict[tuple[str, str, int], dict[str, float]] = defaultdict(dict)
     for run in runs:
@@ -84,7 +86,8 @@ def _fmt(v: float, digits: int = 1) -> str:
 def table(summary: dict[str, Any], extra: dict[str, Any]) -> str:
     head = (
         f"{'scenario':<10} {'step':>9} {'target':<18} {'deliv/s':>9} {'p50ms':>7} {'p99ms':>8} "
-        f"{'maxms':>8} {'usr+sys µs':>11} {'brk µs':>7} {'RSS MB':>7} {'gen':>5} {'noise':>5} ok"
+        f"{'maxms':>8} {'usr+sys µs':>11} {'brk µs':>7} {'RSS MB':>7} {'gen':>5} {'noise':>5} "
+        f"{'tail':>5} ok"
     )
     lines = [head, "-" * len(head)]
     for r in summary["rows"]:
@@ -94,12 +97,15 @@ def table(summary: dict[str, Any], extra: dict[str, Any]) -> str:
             flags += f" noisy x{r['noisy_reps']}"
         if r["loadgen_bound_reps"]:
             flags += f" gen-bound x{r['loadgen_bound_reps']}"
+        if r["unsettled_reps"]:
+            flags += f" unsettled x{r['unsettled_reps']}"
         lines.append(
             f"{r['scenario']:<10} {r['step']:>9} {r['target']:<18} "
             f"{_fmt(r['delivered_per_s'], 0):>9} {_fmt(r['p50_ms']):>7} {_fmt(r['p99_ms']):>8} "
             f"{_fmt(r['max_ms']):>8} {cpu:>11} {_fmt(r['broker_cpu_us_per_delivery']):>7} "
             f"{r['rss_bytes'] / 2**20:>7.0f} {r['loadgen_cores']:>5.2f} "
-            f"{r['other_cores']:>5.2f} {'yes' if r['ok'] else 'NO'}{flags}"
+            f"{r['other_cores']:>5.2f} {r['tail_ms'] / 1000:>5.1f} "
+            f"{'yes' if r['ok'] else 'NO'}{flags}"
         )
     lines += ["", "ratios of delivered/s, median of per-repetition ratios (min-max):"]
     for r in summary["ratios"]:
