@@ -117,6 +117,9 @@ async def test_a_new_connection_hears_which_friends_are_online_already(app_clien
     await befriend(alice, bob)
     await befriend(alice, carol)  # a friend, but offline
     b = await connect(client, bob.token)
+    # The auth result comes before Bob's snapshot is taken; his pong comes after it. Without
+    # this wait a slow snapshot could already see Alice, and Bob would hear her twice.
+    assert await until_pong(b) == []
     d = await connect(client, dave.token)  # online, but no friend of alice
     a = await connect(client, alice.token)
     # Bob's own announcement may still be on its way when Alice signs in: the same frame
