@@ -1,17 +1,17 @@
 """The fan-out: push every committed message rung on the doorbell to its room's members here.
 
-Rings are handled in batches: a pump moves them from the doorbell subscription into a local
-bounded inbox as they arrive; the pusher takes everything waiting there (up to ``batch``),
-looks up the members of all the batch's rooms at once, then pushes in ring order, each
-message encoded once for all its recipients. The lookup answers from the member cache
-(``member_cache.py``), which this subscription feeds: a membership change rings
-``changing`` before its commit, so it comes before the ring of any message committed after
-it, and the room is read from the store from then until its ``changed``. A member removed
+Rings are handled in batches: the doorbell subscription keeps up to ``backlog`` of them
+waiting (its adapter reads them in a task of its own); the pusher takes everything waiting
+(up to ``batch``), looks up the members of all the batch's rooms at once, then pushes in ring
+order, each message's WebSocket frame built once for all its recipients. The lookup answers
+from the member cache (``member_cache.py``), which this subscription feeds: a membership
+change rings ``changing`` before its commit, so it comes before the ring of any message
+committed after it, and the room is read from the store from then until its ``changed``. A member removed
 before a message's commit gets nothing ("Membership at push time", docs/protocol.md).
 Under load batches grow, and the cost per message of the lookup shrinks instead of the
 backlog overflowing into a resync.
 
-The doorbell is not the record: when the local inbox overflows, every client here is told to
+The doorbell is not the record: when the backlog overflows, every client here is told to
 ``resync`` and fills its gaps from history. When the members cannot be read (MariaDB down),
 the batch is not pushed; the lookup is retried in the background with backoff, and once it
 works again every client here is told to resync (a resync during the outage would only send
@@ -30,12 +30,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, TypeGuard
 
+from pydantic import ConfigDict
+
+from backend.chat.gateway.wire import text_frame, utf8_frame
 from backend.chat.member_cache import MEMBERSHIP_CHANNEL, MemberCache
 from backend.common.auth_guard import SESSION_ENDED_CHANNEL
 from backend.common.tasks import stop_if_cancelled
 from backend.protocol.codec import encode_flat
 from backend.protocol.frames import Message, Resync, ToDevice
-from backend.stores.ephemeral.inbox import Inbox
 from backend.stores.ephemeral.port import Doorbell, Ring
 from backend.stores.ephemeral.port import Resync as DoorbellResync
 
@@ -62,11 +64,18 @@ PUSH_FAILED_REASON = "live delivery failed: a store was unreachable"
 
 @dataclass(frozen=True, slots=True)
 class _Committed:
-    """A parsed commit ring: its room, its frame encoded once, and the intake timestamp."""
+    """A parsed commit ring: its room, its WebSocket frame built once, the intake timestamp."""
 
     room: str
-    text: str
+    frame: bytes
     ts: datetime
+
+
+class _RingMessage(Message):
+    """A ``message`` frame with nothing but a message's fields: once an archiver's compact
+    ring validates as one, its bytes are the frame the members get, as they are."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class Fanout:
@@ -99,25 +108,15 @@ class Fanout:
         self.latency: Histogram | None = None
         """When set, observes intake timestamp -> push on this node for every message."""
 
-    async def _pump(self, inbox: Inbox) -> None:
-        try:
-            async for item in self._doorbell.subscribe(*self._channels):
-                inbox.put(item)
-        finally:
-            inbox.end()
-
     async def _run(self) -> None:
-        inbox = Inbox(self._backlog)
-        pump = asyncio.create_task(self._pump(inbox), name="chat-fanout-pump")
+        subscription = self._doorbell.subscribe(*self._channels, backlog=self._backlog)
         try:
-            while (first := await inbox.get()) is not None:
-                await self._handle([first, *inbox.take(self._batch - 1)])
+            async for first in subscription:
+                await self._handle([first, *subscription.ready(self._batch - 1)])
                 stop_if_cancelled()
         finally:
             self._members.stopped()
-            pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pump
+            await subscription.aclose()
 
     async def _handle(self, batch: list[Ring | DoorbellResync]) -> None:
         """Handle ``batch`` in order, with one member lookup for all its messages. The member
@@ -178,7 +177,7 @@ class Fanout:
         self._gateway.push_all(Resync(reason=reason))
 
     def _push(self, message: _Committed, members: Collection[str]) -> None:
-        self.delivered += self._gateway.push_text(members, message.text)
+        self.delivered += self._gateway.push_frame(members, message.frame)
         if self.latency is not None:
             self.latency.observe(max(0.0, time.time() - message.ts.timestamp()))
 
@@ -216,17 +215,24 @@ _AS_MESSAGE = b'{"type":"message",'
 
 
 def _parse(ring: Ring) -> _Committed | None:
-    """Validate a commit ring as a ``message`` frame and encode it, both once per ring on
-    every chat node: the archiver's compact rings take pydantic's JSON path (no dict in
-    between), anything else the general one."""
-    try:
-        payload = ring.payload
-        if payload.startswith(_COMMITTED):
-            message = Message.model_validate_json(_AS_MESSAGE + payload[len(_COMMITTED) :])
+    """Validate a commit ring as a ``message`` frame and build its WebSocket frame, both once
+    per ring on every chat node. The archiver's compact rings take pydantic's JSON path (no
+    dict in between) and, valid, go out as they came, type aside: JSON that pydantic parsed
+    (so UTF-8) with only a message's fields, each well-formed. Anything else (a field this
+    version does not know, say) takes the general path and is encoded anew."""
+    payload = ring.payload
+    if payload.startswith(_COMMITTED):
+        text = _AS_MESSAGE + payload[len(_COMMITTED) :]
+        try:
+            fast = _RingMessage.model_validate_json(text)
+        except ValueError:
+            pass
         else:
-            data = json.loads(payload)
-            message = Message.model_validate({k: v for k, v in data.items() if k != "type"})
-        return _Committed(room=message.room, text=encode_flat(message), ts=message.ts)
+            return _Committed(room=fast.room, frame=utf8_frame(text), ts=fast.ts)
+    try:
+        data = json.loads(payload)
+        message = Message.model_validate({k: v for k, v in data.items() if k != "type"})
+        return _Committed(room=message.room, frame=text_frame(encode_flat(message)), ts=message.ts)
     except (ValueError, KeyError, TypeError, AttributeError):
         log.error("malformed doorbell ring ignored", extra={"channel": ring.channel})
         return None

@@ -42,15 +42,15 @@ class RoomsWithOutage:
 
 
 class Pushes:
-    """What the fan-out handed to the gateway: (users, text) pushes and frames to all."""
+    """What the fan-out handed to the gateway: the texts of its pushes and frames to all."""
 
     def __init__(self) -> None:
         self.texts: list[str] = []
         self.to_all: list[Frame] = []
 
-    def push_text(self, users: Any, text: str) -> int:
+    def push_frame(self, users: Any, frame: bytes) -> int:
         users = list(users)
-        self.texts.append(text)
+        self.texts.append(frame.decode(errors="replace"))  # the header bytes are harmless here
         return len(users)
 
     def push_all(self, frame: Frame) -> int:

@@ -278,6 +278,43 @@ async def test_ring_many_rings_each_in_order(bell: Doorbell) -> None:
         assert [await next_item(two) for _ in range(3)] == [r for r in rings if r.channel == "c.2"]
 
 
+async def test_ready_takes_what_waits_behind_the_last_item_in_order(bell: Doorbell) -> None:
+    """A subscriber may take a batch: ``ready`` never waits, and with ``anext`` it sees
+    every ring once, in order."""
+    subscription = bell.subscribe("room")
+    try:
+        assert await next_item(subscription) == SUBSCRIBED
+        assert subscription.ready(10) == []
+        rings = [Ring("room", b"%d" % n) for n in range(6)]
+        await bell.ring_many(rings)
+        first = await next_item(subscription)
+        await asyncio.sleep(0.2)  # the other five arrive behind it (one pipeline)
+        taken = [first, *subscription.ready(3)]
+        assert len(taken) == 4
+        taken.append(await next_item(subscription))
+        taken += subscription.ready(10)
+        assert taken == rings
+        assert subscription.ready(10) == []
+    finally:
+        await subscription.aclose()
+
+
+async def test_backlog_bounds_one_subscription(open_doorbell: OpenDoorbell) -> None:
+    bell = open_doorbell()  # the adapter's default backlog is larger
+    subscription = bell.subscribe("room", backlog=4)
+    try:
+        assert await next_item(subscription) == SUBSCRIBED
+        await bell.ring_many([Ring("room", b"%d" % n) for n in range(20)])
+        await bell.ring("room", b"last")
+        received: list[Ring | Resync] = []
+        while (item := await next_item(subscription)) != Ring("room", b"last"):
+            received.append(item)
+        assert OVERFLOW in received
+        assert len([item for item in received if isinstance(item, Ring)]) < 20
+    finally:
+        await subscription.aclose()
+
+
 async def test_every_subscriber_of_a_channel_gets_the_ring(bell: Doorbell) -> None:
     async with subscribed(bell, "room") as first, subscribed(bell, "room") as second:
         await bell.ring("room", b"committed 7")

@@ -102,7 +102,12 @@ class Registry:
         self, users: Iterable[str], text: str, *, exclude: Connection | None = None
     ) -> int:
         """Like ``push`` for a frame already encoded (one fan-out, many nodes)."""
-        frame = text_frame(text)
+        return self.push_frame(users, text_frame(text), exclude=exclude)
+
+    def push_frame(
+        self, users: Iterable[str], frame: bytes, *, exclude: Connection | None = None
+    ) -> int:
+        """Queue a whole WebSocket frame (``wire``) on every connection of ``users``."""
         queued = 0
         index = self._users
         for user in dict.fromkeys(users):  # each user once, in order

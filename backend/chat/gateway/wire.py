@@ -18,7 +18,12 @@ _LEN64 = struct.Struct("!BBQ").pack
 
 def text_frame(text: str) -> bytes:
     """The whole unmasked WebSocket frame carrying ``text`` as one text message."""
-    payload = text.encode()
+    return utf8_frame(text.encode())
+
+
+def utf8_frame(payload: bytes) -> bytes:
+    """``text_frame`` of text already encoded; ``payload`` must be valid UTF-8 (RFC 6455
+    §5.6), e.g. JSON that pydantic has parsed."""
     size = len(payload)
     if size < 126:
         return bytes((_FIN_TEXT, size)) + payload

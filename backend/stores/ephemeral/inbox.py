@@ -8,6 +8,7 @@ without knowing it: when the inbox is full its backlog is dropped and replaced b
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncGenerator
 
 from backend.stores.ephemeral.port import Resync, Ring
 
@@ -60,3 +61,28 @@ class Inbox:
         if self._ended and self._queue.empty():
             return None
         return await self._queue.get()
+
+
+class Subscription:
+    """What a doorbell's ``subscribe`` returns: its items in order (``async for``), and
+    ``ready`` for those already waiting behind the last one, so that a subscriber can take
+    a batch without a queue of its own."""
+
+    def __init__(self, items: AsyncGenerator[Ring | Resync, None], inbox: Inbox) -> None:
+        self._items = items
+        self._inbox = inbox
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> Ring | Resync:
+        return await anext(self._items)
+
+    def ready(self, limit: int) -> list[Ring | Resync]:
+        """Up to ``limit`` items already waiting, in order, without waiting for more. The
+        items' generator holds none between two ``__anext__``: it yields each as it takes it
+        from the inbox, so these come after the last one yielded."""
+        return self._inbox.take(limit)
+
+    async def aclose(self) -> None:
+        await self._items.aclose()

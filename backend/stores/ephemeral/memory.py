@@ -7,9 +7,9 @@ a throttle window or a resync, never data.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Collection
+from collections.abc import AsyncGenerator, Callable, Collection
 
-from backend.stores.ephemeral.inbox import Inbox
+from backend.stores.ephemeral.inbox import Inbox, Subscription
 from backend.stores.ephemeral.port import Doorbell, KeyValue, PresenceBook, Resync, Ring
 from backend.stores.ephemeral.ttl import require_ttl
 
@@ -93,16 +93,18 @@ class MemoryDoorbell(Doorbell):
         for inbox in self._subscribers.get(channel, ()):
             inbox.put(ring)
 
-    def subscribe(self, *channels: str) -> AsyncIterator[Ring | Resync]:
+    def subscribe(self, *channels: str, backlog: int | None = None) -> Subscription:
         self._require_open()
         if not channels:
             raise ValueError("subscribe to at least one channel")
-        return self._listen(frozenset(channels))
+        inbox = Inbox(backlog or self._queue_size)
+        return Subscription(self._listen(frozenset(channels), inbox), inbox)
 
-    async def _listen(self, channels: frozenset[str]) -> AsyncIterator[Ring | Resync]:
+    async def _listen(
+        self, channels: frozenset[str], inbox: Inbox
+    ) -> AsyncGenerator[Ring | Resync, None]:
         if self._closed:  # closed between subscribe() and the first iteration
             return
-        inbox = Inbox(self._queue_size)
         self._open.add(inbox)
         for channel in channels:
             self._subscribers.setdefault(channel, set()).add(inbox)

@@ -9,8 +9,12 @@ Adapters: Redis (cluster mode) and in-process memory (embedded mode).
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from backend.stores.ephemeral.inbox import Subscription
 
 
 class KeyValue(abc.ABC):
@@ -77,12 +81,14 @@ class Doorbell(abc.ABC):
             await self.ring(ring.channel, ring.payload)
 
     @abc.abstractmethod
-    def subscribe(self, *channels: str) -> AsyncIterator[Ring | Resync]:
-        """Yield rings on ``channels`` until the iterator is closed.
+    def subscribe(self, *channels: str, backlog: int | None = None) -> Subscription:
+        """Yield rings on ``channels`` until the subscription is closed (``aclose``).
 
         The first item is always a ``Resync("subscribed")`` once the subscription is live, so
         a subscriber knows from when on it can rely on rings. After a lost connection the
-        adapter reconnects by itself and yields another ``Resync``.
+        adapter reconnects by itself and yields another ``Resync``. At most ``backlog`` items
+        wait (the adapter's default if None); past that they are traded for a
+        ``Resync("overflow")`` (``inbox.py``).
         """
 
     @abc.abstractmethod

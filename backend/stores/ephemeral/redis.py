@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -20,7 +20,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import AbstractBackoff, ExponentialWithJitterBackoff, NoBackoff
 
 from backend.common.tasks import stop_if_cancelled
-from backend.stores.ephemeral.inbox import Inbox
+from backend.stores.ephemeral.inbox import Inbox, Subscription
 from backend.stores.ephemeral.port import Doorbell, KeyValue, Resync, Ring
 from backend.stores.ephemeral.ttl import require_ttl
 
@@ -170,17 +170,20 @@ class RedisDoorbell(Doorbell):
                 pipe.publish(self._prefix + ring.channel, ring.payload)
             await pipe.execute()
 
-    def subscribe(self, *channels: str) -> AsyncIterator[Ring | Resync]:
+    def subscribe(self, *channels: str, backlog: int | None = None) -> Subscription:
         self._require_open()
         if not channels:
             raise ValueError("subscribe to at least one channel")
         names = tuple(dict.fromkeys(self._prefix + channel for channel in channels))
-        return self._listen(names)
+        inbox = Inbox(backlog or self._queue_size)
+        return Subscription(self._listen(names, inbox), inbox)
 
-    async def _listen(self, names: tuple[str, ...]) -> AsyncIterator[Ring | Resync]:
+    async def _listen(
+        self, names: tuple[str, ...], inbox: Inbox
+    ) -> AsyncGenerator[Ring | Resync, None]:
         if self._closed:  # closed between subscribe() and the first iteration
             return
-        subscription = _Subscription(names, Inbox(self._queue_size))
+        subscription = _Subscription(names, inbox)
         pump = asyncio.create_task(self._pump(subscription), name=f"doorbell {names[0]}")
         self._pumps.add(pump)
         pump.add_done_callback(self._pumps.discard)
