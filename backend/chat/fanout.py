@@ -6,8 +6,9 @@ waiting (its adapter reads them in a task of its own); the pusher takes everythi
 order, each message's WebSocket frame built once for all its recipients. The lookup answers
 from the member cache (``member_cache.py``), which this subscription feeds: a membership
 change rings ``changing`` before its commit, so it comes before the ring of any message
-committed after it, and the room is read from the store from then until its ``changed``. A member removed
-before a message's commit gets nothing ("Membership at push time", docs/protocol.md).
+committed after it, and the room is read from the store from then until its ``changed``. A
+member removed before a message's commit gets nothing ("Membership at push time",
+docs/protocol.md).
 Under load batches grow, and the cost per message of the lookup shrinks instead of the
 backlog overflowing into a resync.
 
