@@ -32,8 +32,9 @@ GATEWAY_MAX_RINGS = 4000
 """A chat node's doorbell inbox holds 10,000 rings; a larger burst than it can push would be
 traded for a ``resync`` (the designed overload behaviour: clients refill from history). The
 gateway runs' rings are not in history, so they stay well below it and measure throughput;
-4,000 is the rooms-of-10 burst of the fan-out's ``max`` step (it was 900 until 2026-12-05,
-when the inbox held 1,000, and a burst then lasted ~60 ms)."""
+4,000 is the rooms-of-10 burst of the fan-out's ``max`` step (900 until 2026-12-05: chosen
+when the inbox held 1,000, it made bursts of ~60 ms that measured start-up more than
+throughput)."""
 SCENARIOS = ("idle", "fanout10", "gateway10", "fanout100", "reconnect", "brokers")
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGETS: dict[str, type[Target]] = {
