@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import sys
 from pathlib import Path
@@ -88,11 +89,27 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(args.config, overrides)
 
 
-def _serve(settings: Settings, service: str) -> None:
+async def _freeze_startup_heap(_: web.Application) -> None:
+    """Runs last at startup. What exists by then (modules, models, compiled statements, pools:
+    ~130k objects after the imports alone) lives as long as the process; frozen, it is no
+    longer walked by the cyclic GC, whose full collections then look only at what came since.
+    Those collections had paused a busy chat node for 100-140 ms (bench/README.md)."""
+    gc.collect()
+    gc.freeze()
+
+
+def serving_app(settings: Settings, services: list[str]) -> web.Application:
+    """The root application ``sealchatd`` serves (tests build theirs with ``create_app``)."""
     from backend.server import build_root
 
-    services = EVERY_SERVICE if service == "all" else [service]
     app = build_root(settings, services)
+    app.on_startup.append(_freeze_startup_heap)
+    return app
+
+
+def _serve(settings: Settings, service: str) -> None:
+    services = EVERY_SERVICE if service == "all" else [service]
+    app = serving_app(settings, services)
     host, port = settings.server.host, settings.listen_port(service)
     where = f"data in {settings.data_dir}" if settings.mode is Mode.EMBEDDED else "cluster mode"
 

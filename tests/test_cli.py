@@ -54,6 +54,40 @@ def test_all_serves_and_stops_on_ctrl_c(tmp_path):
     assert proc.returncode == 0, err
 
 
+FROZEN_AT_STARTUP = """
+import asyncio, gc, sys
+from aiohttp import web
+from backend.cli import EVERY_SERVICE, serving_app
+from backend.common.settings import load_settings
+
+async def main():
+    settings = load_settings(None, {"data_dir": sys.argv[1]})
+    runner = web.AppRunner(serving_app(settings, EVERY_SERVICE))
+    before = gc.get_freeze_count()
+    await runner.setup()  # the startup signals, as run_app runs them
+    try:
+        print(before, gc.get_freeze_count())
+    finally:
+        await runner.cleanup()
+
+asyncio.run(main())
+"""
+
+
+def test_the_served_app_freezes_its_startup_heap(tmp_path):
+    """What exists once the services have started is moved out of the cyclic GC's reach
+    (in a process of its own: a frozen heap would stay frozen for the rest of the suite)."""
+    out = subprocess.run(
+        [sys.executable, "-c", FROZEN_AT_STARTUP, str(tmp_path / "data")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    before, after = map(int, out.stdout.split())
+    assert before == 0 and after > 50_000
+
+
 def test_bad_setting_stops_with_one_line(tmp_path):
     r = run("all", "--data-dir", str(tmp_path), env={"SEALCHAT_SERVER__MAX_BODY_BYTES": "tiny"})
     assert r.returncode == 2
