@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pymongo
 import pytest
 
 from backend.chat.history import commit_channel
@@ -25,6 +24,7 @@ from backend.chat.pipeline import DEFAULT_PARTITIONS, Envelope, Intake, partitio
 from backend.stores.documents.port import DocumentStore, StoredMessage
 from backend.stores.ephemeral.port import Doorbell, Resync, Ring
 from backend.stores.queue.port import DurableQueue
+from tests.contracts.documents import drop_mongo_database
 
 TEST_TIMEOUT = 60.0
 
@@ -74,7 +74,7 @@ async def stack(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
             kv, doorbell = open_redis(request.getfixturevalue("redis_url"), prefix)
             exits.push_async_callback(kv.close)
             documents = MongoDocumentStore(mongo_url, database)
-            exits.callback(_drop_database, mongo_url, database)
+            exits.callback(drop_mongo_database, mongo_url, database)
 
             def open_queue() -> DurableQueue:
                 return RabbitQueue(url)
@@ -88,14 +88,6 @@ async def stack(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         finally:
             for queue in stack.opened:
                 await queue.close()
-
-
-def _drop_database(url: str, database: str) -> None:
-    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(url)
-    try:
-        client.drop_database(database)
-    finally:
-        client.close()
 
 
 def new_room() -> str:

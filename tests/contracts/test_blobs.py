@@ -9,12 +9,12 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pymongo
 import pytest
 
 from backend.stores.blobs.mongo import MongoBlobStore
 from backend.stores.blobs.port import CHUNK_BYTES, BlobStore, BlobTooLarge
 from backend.stores.blobs.sqlite import SqliteBlobStore
+from tests.contracts.documents import drop_mongo_database
 
 T0 = datetime(2026, 11, 22, 12, 0, 0, 123000, tzinfo=UTC)
 
@@ -33,9 +33,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     finally:
         await blobs.close()
         if request.param == "mongo":
-            client: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(url)
-            client.drop_database(database)
-            client.close()
+            drop_mongo_database(url, database)
 
 
 async def pieces(data: bytes, size: int) -> AsyncIterator[bytes]:

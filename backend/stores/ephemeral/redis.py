@@ -11,7 +11,7 @@ import logging
 import math
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from redis import exceptions as redis_errors
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -103,7 +103,7 @@ class RedisKeyValue(CommandAdapter, KeyValue):
 
 
 @dataclass
-class _Subscription:
+class _Listener:
     """One subscriber's state across reconnections."""
 
     names: tuple[str, ...]  # prefixed channel names
@@ -183,12 +183,12 @@ class RedisDoorbell(Doorbell):
     ) -> AsyncGenerator[Ring | Resync, None]:
         if self._closed:  # closed between subscribe() and the first iteration
             return
-        subscription = _Subscription(names, inbox)
-        pump = asyncio.create_task(self._pump(subscription), name=f"doorbell {names[0]}")
+        listener = _Listener(names, inbox)
+        pump = asyncio.create_task(self._pump(listener), name=f"doorbell {names[0]}")
         self._pumps.add(pump)
         pump.add_done_callback(self._pumps.discard)
         try:
-            while (item := await subscription.inbox.get()) is not None:
+            while (item := await listener.inbox.get()) is not None:
                 yield item
         finally:
             pump.cancel()
@@ -197,17 +197,17 @@ class RedisDoorbell(Doorbell):
         if failure is not None:
             raise failure
 
-    async def _pump(self, subscription: _Subscription) -> None:
-        """Keep ``subscription`` connected until cancelled; end its inbox when done."""
+    async def _pump(self, listener: _Listener) -> None:
+        """Keep ``listener`` connected until cancelled; end its inbox when done."""
         try:
             while True:
                 try:
-                    await self._session(subscription)
+                    await self._session(listener)
                 except _CONNECTION_LOST as exc:
                     # redis-py can turn our cancellation into a timeout: stop, do not reconnect.
                     stop_if_cancelled()
-                    subscription.failures += 1
-                    delay = self._backoff.compute(subscription.failures)
+                    listener.failures += 1
+                    delay = self._backoff.compute(listener.failures)
                     log.warning(
                         "doorbell subscription lost (%s: %s); reconnecting in %.2f s",
                         type(exc).__name__,
@@ -216,20 +216,20 @@ class RedisDoorbell(Doorbell):
                     )
                     await asyncio.sleep(delay)
         finally:
-            subscription.inbox.end()
+            listener.inbox.end()
 
-    async def _session(self, subscription: _Subscription) -> NoReturn:
+    async def _session(self, listener: _Listener) -> NoReturn:
         """One connection's life: subscribe, announce the Resync, relay until it is lost."""
         pubsub = self._subscriber.pubsub()
         try:
-            early = await self._subscribe(pubsub, subscription.names)
+            early = await self._subscribe(pubsub, listener.names)
             stop_if_cancelled()  # redis-py may have swallowed a cancellation while connecting
-            subscription.inbox.put(Resync(subscription.resync_reason))
-            subscription.resync_reason = "reconnected"
-            subscription.failures = 0
+            listener.inbox.put(Resync(listener.resync_reason))
+            listener.resync_reason = "reconnected"
+            listener.failures = 0
             for ring in early:
-                subscription.inbox.put(ring)
-            await self._relay(pubsub, subscription.inbox)
+                listener.inbox.put(ring)
+            await self._relay(pubsub, listener.inbox)
         finally:
             await pubsub.aclose()
 
@@ -243,14 +243,15 @@ class RedisDoorbell(Doorbell):
         early: list[Ring] = []
         async with asyncio.timeout(CONNECT_TIMEOUT):
             await pubsub.subscribe(*names)
+            conn = pubsub.connection
+            if conn is None:
+                raise redis_errors.ConnectionError("the subscription has no connection")
             while pending:
-                message = await pubsub.get_message(timeout=None)
+                reply = await conn.read_response(timeout=math.inf)
                 stop_if_cancelled()
-                if message is None:
-                    continue
-                if message["type"] == "subscribe":
-                    pending.discard(message["channel"].decode())
-                elif (ring := self._ring_of(message)) is not None:
+                if isinstance(reply, list) and len(reply) == 3 and reply[0] == b"subscribe":
+                    pending.discard(reply[1].decode())
+                elif (ring := self._ring_of_reply(reply)) is not None:
                     early.append(ring)
         return early
 
@@ -265,8 +266,7 @@ class RedisDoorbell(Doorbell):
         as a lost connection.
         """
         conn = pubsub.connection
-        if conn is None:
-            raise redis_errors.ConnectionError("the subscription has no connection")
+        assert conn is not None  # _subscribe has read from it
         loop = asyncio.get_running_loop()
         interval = self._health_check_interval
         task = asyncio.current_task()
@@ -305,12 +305,6 @@ class RedisDoorbell(Doorbell):
             _, channel, data = reply
             return Ring(channel.decode().removeprefix(self._prefix), data)
         return None
-
-    def _ring_of(self, message: dict[str, Any]) -> Ring | None:
-        if message["type"] != "message":
-            return None
-        channel = message["channel"].decode().removeprefix(self._prefix)
-        return Ring(channel, message["data"])
 
     async def subscriber_count(self, channel: str) -> int:
         """Live subscriptions to ``channel`` across every process sharing this Redis."""
