@@ -80,7 +80,7 @@ async def chat_service(settings: Settings, stores: Stores) -> AsyncIterator[Chat
             reads=stores.reads,
         )
         social.rooms.on_deleted = purge_room(stores)
-        gateway = Registry()
+        gateway = Registry(signin_concurrency=settings.chat.signin_concurrency)
         social.set_notifier(gateway.notify)
         if stores.presence is None:
             raise RuntimeError("the chat service needs the presence book")
@@ -135,6 +135,11 @@ def chat_metrics(runtime: ChatRuntime, _: Stores) -> ServiceMetrics:
         [
             gauge("chat_sockets", "Authenticated WebSocket connections here", gateway.__len__),
             gauge("chat_users_online", "Distinct users connected here", gateway.users_online),
+            gauge(
+                "chat_signins_waiting",
+                "Sockets whose auth frame waits for a sign-in turn (chat.signin_concurrency)",
+                lambda: gateway.signing_in.waiting,
+            ),
             counter(
                 "chat_messages_accepted",
                 "Messages made durable (queue-confirmed) and acked to the sender",

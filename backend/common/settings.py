@@ -204,7 +204,12 @@ class ChatSettings(_Section):
     """Message queue partitions (``sealchat.messages.N``). Each has one active archiver, which
     keeps every room's order; all nodes of a cluster must agree on this number."""
     heartbeat_seconds: float = Field(default=30.0, ge=1, le=3600)
-    """WebSocket ping interval; a peer that misses the pong is dropped."""
+    """A socket silent this long is pinged; one that then stays silent for half as long
+    again is dropped (the check runs once a second, ``backend/chat/gateway/watch.py``)."""
+    signin_concurrency: int = Field(default=32, ge=1, le=10_000)
+    """Sockets signing in (token and device checks, presence snapshot, pending to-device) at
+    once on a node; the rest wait their turn in order. Bounds the store round trips and the
+    memory of a reconnect storm (every socket of a restarted node at once)."""
     max_blob_bytes: int = Field(default=25 * 1024 * 1024, ge=1024, le=1024**3)
     """Largest encrypted attachment accepted by ``POST /chat/blobs``."""
     member_cache_seconds: float = Field(default=5.0, ge=0, le=300)

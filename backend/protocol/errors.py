@@ -62,6 +62,10 @@ class CloseCode(IntEnum):
     NORMAL = 1000
     GOING_AWAY = 1001
     """The server is shutting down: reconnect (to another node) after a short pause."""
+    ABNORMAL = 1006
+    """Never sent (RFC 6455 §7.4.1): the server dropped the socket without a close frame,
+    because the peer stopped answering pings. Recorded in the server's disconnect event; a
+    client sees its own 1006 and reconnects."""
     TOO_BIG = 1009
     """A frame exceeded the size limit: do not resend it."""
     INTERNAL_ERROR = 1011

@@ -1,7 +1,15 @@
 """One WebSocket connection: an auth phase, then requests answered in order, and its writes.
 
 - Auth phase: the first frame must be ``auth {token}`` within ``chat.auth_deadline_seconds``;
-  anything else closes the socket with 4001. Nothing else is read or pushed before it.
+  anything else closes the socket with 4001. Nothing else is read or pushed before it. The
+  sign-in (the token and device checks, then the registry's hooks: pending to-device
+  messages, the presence snapshot) waits for a turn at the node's gate
+  (``chat.signin_concurrency``), so a reconnect storm does not put every socket's store round
+  trips in flight at once.
+- Liveness: after ``chat.heartbeat_seconds`` without a frame from the peer the socket is
+  pinged; still nothing half as long again, and it is dropped. It is closed (4001) when its
+  token expires. The auth deadline, the heartbeat and the expiry are the node's ``Watch``
+  (one timer per second, not one per socket: ``watch.py``) calling ``look``.
 - Requests are handled one at a time, in arrival order, each answered by one ``result``.
   A bad or unknown frame gets an error result; the loop goes on.
 - Every outgoing frame (results and pushed events) is a whole WebSocket frame built once
@@ -31,7 +39,7 @@ from aiohttp.base_protocol import BaseProtocol
 from backend.chat.gateway.auth_phase import Principal, authenticate
 from backend.chat.gateway.commands import COMMANDS, CommandTable, frame_id
 from backend.chat.gateway.ratelimit import TokenBucket
-from backend.chat.gateway.wire import text_frame
+from backend.chat.gateway.wire import PING_FRAME, pong_frame, text_frame
 from backend.common.auth_guard import Guard
 from backend.common.errors import ApiError
 from backend.common.settings import ChatSettings
@@ -43,11 +51,13 @@ from backend.stores.errors import store_unavailable
 
 if TYPE_CHECKING:
     from backend.chat.app import ChatRuntime
+    from backend.chat.gateway.registry import Registry
 
 log = logging.getLogger("sealchat.gateway")
 
 TOO_SLOW_REASON = "too slow: reconnect and catch up from history"
 EXPIRED_REASON = "token expired: refresh it and reconnect"
+AUTH_TIMEOUT_REASON = "authentication timed out: send auth first"
 
 
 class Connection:
@@ -62,10 +72,12 @@ class Connection:
         "_finished",
         "_flush_due",
         "_guard",
+        "_heard",
         "_last_id",
         "_limits",
         "_opened",
         "_outbox",
+        "_pinged",
         "_principal",
         "_protocol",
         "_refused_in_a_row",
@@ -74,6 +86,7 @@ class Connection:
         "_writer",
         "_ws",
         "runtime",
+        "watch_slot",
     )
 
     def __init__(
@@ -111,6 +124,12 @@ class Connection:
         self._refused_in_a_row = 0
         self._last_id = 0
         self._opened = time.monotonic()
+        self._heard = 0.0
+        """Loop time of the peer's last frame (any: a ping or pong counts)."""
+        self._pinged = 0.0
+        """Loop time of the ping we wait on an answer to; 0.0 if none."""
+        self.watch_slot: int | None = None
+        """Where the node's ``Watch`` keeps this socket; only the watch sets it."""
 
     # --- what handlers and the registry use --------------------------------------------------
     @property
@@ -168,63 +187,121 @@ class Connection:
 
     # --- lifecycle ---------------------------------------------------------------------------
     async def run(self) -> None:
-        """Auth phase, then requests until the socket closes or the token expires.
+        """Auth phase, then requests until the socket closes (or the watch closes it).
 
-        A socket lives no longer than the token it signed in with (plus the leeway every
-        service grants): then the client refreshes its token, reconnects and catches up. One
-        timer handle, not a timeout scope, and the read loop inline rather than in helpers:
-        every coroutine in this chain is a frame kept for the socket's whole life, and a
-        request in flight at expiry finishes (its result is dropped with the closing socket).
+        The read loop is inline rather than in helpers: every coroutine in this chain is a
+        frame kept for the socket's whole life. A request in flight when the token expires
+        finishes (its result is dropped with the closing socket).
         """
+        registry = self.runtime.gateway
+        watch = registry.watch
+        loop = asyncio.get_running_loop()
         try:
-            if await self._auth_phase() and self._close_request is None:
-                registry = self.runtime.gateway
-                try:
-                    await registry.add(self)
-                    left = self.principal.expires + LEEWAY_SECONDS - time.time()
-                    expiry = asyncio.get_running_loop().call_later(
-                        max(left, 0.0), self.close, CloseCode.AUTH_FAILED, EXPIRED_REASON
-                    )
-                    try:
-                        ws = self._ws
-                        while self._close_request is None:  # else the writer is closing it
-                            msg = await ws.receive()
-                            if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
-                                break  # closed, or an error frame: aiohttp has closed it (1009)
-                            if self._close_request is not None:
-                                break
-                            await self._handle(msg.data)
-                    finally:
-                        expiry.cancel()
-                finally:
-                    await registry.remove(self)
+            watch.at(self, loop.time() + self._limits.auth_deadline_seconds)
+            if await self._sign_in(registry):
+                self._heard = loop.time()
+                watch.at(self, self._heard)  # look() then says when next (heartbeat, expiry)
+                ws = self._ws
+                while self._close_request is None:  # else the writer is closing it
+                    msg = await ws.receive()
+                    self._heard = loop.time()
+                    kind = msg.type
+                    if kind is WSMsgType.TEXT or kind is WSMsgType.BINARY:
+                        if self._close_request is not None:
+                            break
+                        await self._handle(msg.data)
+                    elif kind is WSMsgType.PING:
+                        self.enqueue_frame(pong_frame(msg.data))
+                    elif kind is not WSMsgType.PONG:
+                        break  # closed, or an error frame: aiohttp has closed it (1009)
         finally:
-            self.close(CloseCode.NORMAL, "")
+            watch.forget(self)
             try:
-                if self._writer is not None:
-                    await self._writer  # cancelled with us if the handler itself is cancelled
-            finally:
-                self._finished = True
-                if self._closed is not None and not self._closed.done():
-                    self._closed.set_result(None)
                 if self._principal is not None:
-                    code = self._close_request[0] if self._close_request else None
-                    log.info("websocket closed", extra={**self._log_fields(), "code": code})
-                    self._event(
-                        "disconnect",
-                        code=None if code is None else int(code),
-                        seconds=round(time.monotonic() - self._opened),
-                    )
+                    await registry.remove(self)  # a no-op if it was never added
+            finally:
+                await self._finish()
 
-    async def _auth_phase(self) -> bool:
+    async def _finish(self) -> None:
+        self.close(CloseCode.NORMAL, "")
         try:
-            async with asyncio.timeout(self._limits.auth_deadline_seconds):
-                msg = await self._ws.receive()
-        except TimeoutError:
-            self.close(CloseCode.AUTH_FAILED, "authentication timed out: send auth first")
+            if self._writer is not None:
+                await self._writer  # cancelled with us if the handler itself is cancelled
+        finally:
+            self._finished = True
+            if self._closed is not None and not self._closed.done():
+                self._closed.set_result(None)
+            if self._principal is not None:
+                code = self._close_request[0] if self._close_request else None
+                log.info("websocket closed", extra={**self._log_fields(), "code": code})
+                self._event(
+                    "disconnect",
+                    code=None if code is None else int(code),
+                    seconds=round(time.monotonic() - self._opened),
+                )
+
+    def look(self, now: float) -> float | None:
+        """What the node's watch calls (``watch.py``) at the time this socket asked for:
+        close it if it has not authenticated in time or its token has expired, ping it after
+        a heartbeat of silence, drop it if the ping went unanswered. When to look again."""
+        if self._close_request is not None:
+            return None
+        principal = self._principal
+        if principal is None:  # looked at only while the first frame is awaited
+            self.close(CloseCode.AUTH_FAILED, AUTH_TIMEOUT_REASON)
+            return None
+        left = principal.expires + LEEWAY_SECONDS - time.time()
+        if left <= 0:  # a socket lives no longer than its token, plus every service's leeway
+            self.close(CloseCode.AUTH_FAILED, EXPIRED_REASON)
+            return None
+        beat = self._limits.heartbeat_seconds
+        if self._pinged:
+            answer_by = self._pinged + beat / 2
+            if self._heard < self._pinged:  # not a word since the ping
+                if now >= answer_by:
+                    self._drop_silent()
+                    return None
+                return min(answer_by, now + left)
+            self._pinged = 0.0
+        if now >= self._heard + beat:
+            self.enqueue_frame(PING_FRAME)
+            self._pinged = now
+            return min(now + beat / 2, now + left)
+        return min(self._heard + beat, now + left)
+
+    def _drop_silent(self) -> None:
+        """The peer answered no ping: no close handshake is possible, so cut the socket
+        (aiohttp's own heartbeat did the same, 1006); the read loop ends with it."""
+        log.info("websocket peer silent: dropped", extra=self._log_fields())
+        self._close_request = (CloseCode.ABNORMAL, "")
+        self._outbox.clear()
+        self._transport.abort()
+
+    async def _sign_in(self, registry: Registry) -> bool:
+        """The first frame, then (at the gate) the token and device checks and the
+        registry's hooks. False if the socket is to close."""
+        frame = await self._first_frame()
+        if frame is None:
             return False
-        if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
-            return False  # closed, or refused by aiohttp (too big: already closed with 1009)
+        async with registry.signing_in:
+            if self._close_request is not None or self._transport.is_closing():
+                return False  # gone, or closed by shutdown, while it waited its turn
+            if not await self._authenticate(frame) or self._close_request is not None:
+                return False
+            await registry.add(self)
+        return True
+
+    async def _first_frame(self) -> Auth | None:
+        """The ``auth`` frame, or None (the socket is closing or being closed)."""
+        while True:
+            msg = await self._ws.receive()
+            if msg.type is WSMsgType.PING:
+                self.enqueue_frame(pong_frame(msg.data))
+            elif msg.type is not WSMsgType.PONG:
+                break
+        self.runtime.gateway.watch.forget(self)  # the auth deadline is met
+        if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY) or self._close_request is not None:
+            return None  # closed, refused by aiohttp (too big: closed with 1009), or timed out
         frame = decode_request(msg.data, max_bytes=self._limits.max_frame_bytes)
         if not isinstance(frame, Auth):
             self.send(
@@ -233,7 +310,10 @@ class Connection:
                 )
             )
             self.close(CloseCode.AUTH_FAILED, "authenticate first")
-            return False
+            return None
+        return frame
+
+    async def _authenticate(self, frame: Auth) -> bool:
         try:
             principal = await authenticate(frame, self._guard, self.runtime.stores.engine)
         except ApiError as err:

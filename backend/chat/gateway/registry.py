@@ -15,6 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from backend.chat.gateway.watch import Watch
 from backend.chat.gateway.wire import text_frame
 from backend.protocol.codec import BadFrame, encode, from_json_value
 from backend.protocol.errors import CloseCode
@@ -43,12 +44,36 @@ async def close_connections(conns: Iterable[Connection], code: CloseCode, reason
     await asyncio.gather(*(conn.wait_closed() for conn in snapshot))
 
 
-class Registry:
-    """Authenticated connections of this process."""
+class SignInGate:
+    """At most ``limit`` sockets signing in at once on this node; the rest wait their turn,
+    in order (``chat.signin_concurrency``). A sign-in is a handful of store round trips;
+    without a bound, a node's whole reconnect storm has them in flight at once."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int) -> None:
+        self._turns = asyncio.Semaphore(limit)
+        self.waiting = 0
+        """Sockets that sent their ``auth`` frame and wait for a turn (a metric)."""
+
+    async def __aenter__(self) -> None:
+        self.waiting += 1
+        try:
+            await self._turns.acquire()
+        finally:
+            self.waiting -= 1
+
+    async def __aexit__(self, *_: object) -> None:
+        self._turns.release()
+
+
+class Registry:
+    """Authenticated connections of this process, the watch over every socket (its
+    auth deadline, heartbeat and token expiry) and the gate sign-ins pass."""
+
+    def __init__(self, *, signin_concurrency: int = 32) -> None:
         self._users: dict[str, set[Connection]] = {}
         self._devices: dict[tuple[str, str], set[Connection]] = {}
+        self.watch = Watch()
+        self.signing_in = SignInGate(signin_concurrency)
         self.presence: PresenceHook | None = None
         self.device_online: DeviceHook | None = None
         """Called when a connection that names its device signs in (pending to-device)."""

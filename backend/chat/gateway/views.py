@@ -27,7 +27,7 @@ LIVE_SOCKETS: web.AppKey[LiveSockets] = web.AppKey("live_sockets", LiveSockets)
 async def websocket(request: web.Request) -> web.StreamResponse:
     settings = request.config_dict[SETTINGS]
     ws = web.WebSocketResponse(
-        heartbeat=settings.chat.heartbeat_seconds,
+        autoping=False,  # pings and pongs reach the connection: its heartbeat (``look``)
         max_msg_size=settings.chat.max_frame_bytes,
         compress=False,  # compressing ciphertext gains nothing and invites memory blow-ups
     )

@@ -12,6 +12,9 @@ import struct
 
 _FIN_TEXT = 0x81
 """FIN bit and opcode 1 (text): one whole text message per frame."""
+_FIN_PONG = 0x8A
+PING_FRAME = b"\x89\x00"
+"""A ping with no payload (FIN, opcode 9): the gateway's heartbeat."""
 _LEN16 = struct.Struct("!BBH").pack
 _LEN64 = struct.Struct("!BBQ").pack
 
@@ -30,3 +33,9 @@ def utf8_frame(payload: bytes) -> bytes:
     if size < 65536:
         return _LEN16(_FIN_TEXT, 126, size) + payload
     return _LEN64(_FIN_TEXT, 127, size) + payload
+
+
+def pong_frame(payload: bytes) -> bytes:
+    """The answer to a peer's ping: a pong carrying its payload (at most 125 bytes, which
+    the reader has checked, RFC 6455 §5.5)."""
+    return bytes((_FIN_PONG, len(payload))) + payload
