@@ -15,6 +15,8 @@ import pytest
 from aiohttp import WSMsgType
 
 from backend.chat.gateway import connection as connection_module
+from backend.chat.gateway.connection import Connection
+from backend.chat.gateway.registry import Registry
 from backend.common.typedefs import AUTH_SERVICE
 from backend.protocol.errors import CloseCode
 from tests.chat.ws_helpers import STEP, account, closed_with, connect, recv, recv_after, registry
@@ -103,20 +105,29 @@ async def test_a_socket_is_closed_when_its_token_expires(app_client, monkeypatch
     assert time.time() < claims.exp + 2  # the watch's second, and some slack
 
 
-async def test_sign_ins_past_the_limit_wait_their_turn(app_client):
-    client = await app_client(signin_concurrency=1)
-    alice, bob = await account(client), await account(client)
-    gateway = registry(client)
+def _hold_sign_in(gateway: Registry, user: str) -> tuple[asyncio.Event, list[str]]:
+    """Make ``user``'s sign-in hold its turn (in the last hook) until the event is set;
+    the list records every user whose sign-in reached that hook."""
     hold = asyncio.Event()
+    reached: list[str] = []
     snapshot = gateway.signed_in
     assert snapshot is not None
 
-    async def held(conn):  # Alice's sign-in holds the only turn until released
-        if conn.principal.user == alice.id:
+    async def held(conn: Connection) -> None:
+        reached.append(conn.principal.user)
+        if conn.principal.user == user:
             await hold.wait()
         await snapshot(conn)
 
     gateway.signed_in = held
+    return hold, reached
+
+
+async def test_sign_ins_past_the_limit_wait_their_turn(app_client):
+    client = await app_client(signin_concurrency=1)
+    alice, bob = await account(client), await account(client)
+    gateway = registry(client)
+    hold, _ = _hold_sign_in(gateway, alice.id)  # Alice holds the only turn until released
     first = await connect(client, alice.token)  # her auth result comes before the hooks
     second = await client.ws_connect("/chat/ws")
     await second.send_json({"id": 1, "type": "auth", "token": bob.token})
@@ -135,19 +146,7 @@ async def test_a_socket_gone_while_waiting_its_turn_is_never_signed_in(app_clien
     client = await app_client(signin_concurrency=1)
     alice, bob = await account(client), await account(client)
     gateway = registry(client)
-    hold = asyncio.Event()
-    snapshot = gateway.signed_in
-    assert snapshot is not None
-
-    signed_in = []
-
-    async def held(conn):
-        signed_in.append(conn.principal.user)
-        if conn.principal.user == alice.id:
-            await hold.wait()
-        await snapshot(conn)
-
-    gateway.signed_in = held
+    hold, signed_in = _hold_sign_in(gateway, alice.id)
     await connect(client, alice.token)
     # The client gives up on the close handshake at once: the server reads nothing while
     # the socket waits its turn, so it could not answer one.
