@@ -378,6 +378,7 @@ def node() -> dict[str, Any]:
             [
                 target("A", "sealchat chat: connected sockets", host=host),
                 target("B", "sealchat chat: users online", host=host),
+                target("C", "sealchat chat: sign-ins waiting", host=host),
             ],
         ),
         timeseries(

@@ -97,6 +97,15 @@ def chat_template() -> dict[str, Any]:
         ),
         item(
             t,
+            "sealchat chat: sign-ins waiting",
+            metric(t, "sealchat_chat_signins_waiting"),
+            component="chat",
+            description="Sockets whose auth frame waits for a sign-in turn "
+            "(chat.signin_concurrency at once). High for long while the stores are healthy: "
+            "the node signs in too slowly for its reconnects.",
+        ),
+        item(
+            t,
             "sealchat chat: messages accepted per second",
             metric(t, "sealchat_chat_messages_accepted_total"),
             units="msg/s",
