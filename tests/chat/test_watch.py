@@ -100,19 +100,6 @@ async def test_an_item_that_fails_is_logged_and_dropped_and_the_others_are_looke
     assert len(watch) == 0
 
 
-async def test_close_stops_every_timer():
-    loop = asyncio.get_running_loop()
-    watch = Watch()
-    items = [Item(str(n), lambda now: None) for n in range(3)]
-    for n, item in enumerate(items):
-        watch.at(item, loop.time() + n)
-    watch.close()
-    assert watch.timers() == 0 and len(watch) == 0
-    assert all(item.watch_slot is None for item in items)
-    await asyncio.sleep(1.2)
-    assert all(item.looks == [] for item in items)
-
-
 @pytest.mark.parametrize("offset", [0.0, 0.999, 1.0])
 async def test_never_before_the_time_asked(offset):
     loop = asyncio.get_running_loop()

@@ -9,7 +9,8 @@ a wheel of one-second slots; the slot's single timer looks at every socket in it
 says when it next wants looking at (``Watched.look``). A socket is looked at within a
 second after the time it asked for.
 
-Leaving is eager (``forget``): a closed socket is not kept until its slot comes round.
+Leaving is eager (``forget``): a closed socket is not kept until its slot comes round, and
+a node's wheel empties (its timers with it) as its sockets finish: there is nothing to close.
 """
 
 from __future__ import annotations
@@ -73,16 +74,6 @@ class Watch:
         if not items:
             del self._slots[slot]
             self._timers.pop(slot).cancel()
-
-    def close(self) -> None:
-        """Stop every timer (the node is shutting down)."""
-        for timer in self._timers.values():
-            timer.cancel()
-        for items in self._slots.values():
-            for item in items:
-                item.watch_slot = None
-        self._timers.clear()
-        self._slots.clear()
 
     def _fire(self, slot: int) -> None:
         del self._timers[slot]
