@@ -2,7 +2,9 @@
 
 A queue message holds a batch of records (``EventPublisher``). At least once: a message is
 acked after the document store took each of its records, so a crash in between delivers it
-again, and ``insert_event`` drops the repeats by ``event_id`` (once in the log). A message
+again, and ``insert_events`` drops the repeats by ``event_id`` (once in the log). A
+message's records are stored in one write (one transaction on SQLite, one unordered
+``insert_many`` on MongoDB). A message
 with a malformed record is dead-lettered whole at once (``sealchat.events.dead``, for an
 operator to read). A store that is down is waited out in place with backoff, never handed back: a
 returned message counts towards the delivery limit and would be dead-lettered for an outage
@@ -108,56 +110,57 @@ class EventConsumer:
             delay = min(delay * 2, self._max_retry_delay)
 
     async def handle(self, delivery: Delivery) -> None:
-        """Store the records of one queue message, then settle it (ack, or dead-letter what
-        cannot be stored)."""
+        """Store the records of one queue message in one write, then settle it (ack, or
+        dead-letter what cannot be stored)."""
         try:
             records = parse_events(delivery.body)
         except MalformedEvent as exc:
             await self._dead_letter(delivery, str(exc))
             return
-        for record in records:
-            self._seen += 1
-            token = self._seen
-            self.lag.begin(token, record.datetime.timestamp())
-            try:
-                stored = await self._store_retrying(record)
-            finally:
-                self.lag.end(token)
-            if stored is None:
-                # What was stored of it stays; a replay from the dead-letter queue dedupes.
-                await self._dead_letter(delivery, "cannot be stored")
-                return
+        self._seen += 1
+        token = self._seen
+        self.lag.begin(token, min(record.datetime.timestamp() for record in records))
+        try:
+            stored = await self._store_retrying(records)
+        finally:
+            self.lag.end(token)
+        if stored is None:
+            # What was stored of it stays; a replay from the dead-letter queue dedupes.
+            await self._dead_letter(delivery, "cannot be stored")
+            return
+        self.counters.stored += stored
+        self.counters.duplicates += len(records) - stored
         await delivery.ack()
 
-    async def _store_retrying(self, record: EventRecord) -> bool | None:
-        """True if stored, False if it was already there, None after giving up."""
+    async def _store_retrying(self, records: list[EventRecord]) -> int | None:
+        """How many of ``records`` were new; None after giving up. A batch that failed is
+        stored again whole: what went in the first time is skipped as a repeat."""
         failures = 0
         delay = self._retry_delay
         while True:
             try:
-                inserted = await self._documents.insert_event(record)
+                return await self._documents.insert_events(records)
             except Exception as exc:
                 self.counters.retries += 1
+                first = records[0].event_id
                 if not store_unavailable(exc):
                     failures += 1
                     if failures >= self._max_attempts:
                         log.error(
-                            "giving up on an event record",
-                            extra={"event_id": record.event_id, "error": type(exc).__name__},
+                            "giving up on a batch of event records",
+                            extra={
+                                "event_id": first,
+                                "records": len(records),
+                                "error": type(exc).__name__,
+                            },
                         )
                         return None
                 log.warning(
-                    "storing an event failed; retrying",
-                    extra={"event_id": record.event_id, "error": type(exc).__name__},
+                    "storing event records failed; retrying",
+                    extra={"event_id": first, "records": len(records), "error": type(exc).__name__},
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._max_retry_delay)
-                continue
-            if inserted:
-                self.counters.stored += 1
-            else:
-                self.counters.duplicates += 1
-            return inserted
 
     async def _dead_letter(self, delivery: Delivery, reason: str) -> None:
         self.counters.dead_lettered += 1

@@ -357,6 +357,18 @@ async def test_event_round_trips_and_dedupes(store: DocumentStore) -> None:
     assert got[1].data == {} and got[1].request_id is None
 
 
+async def test_a_batch_of_events_skips_only_the_repeats(store: DocumentStore) -> None:
+    when = recent(5)
+    old = event("e0", when)
+    assert await store.insert_events([old]) == 1
+    batch = [event("e1", when), replace(old, data={"other": 1}), event("e2", when)]
+    batch.append(replace(batch[0], data={"again": True}))  # a repeat within the batch
+    assert await store.insert_events(batch) == 2
+    assert await store.insert_events([]) == 0
+    got = {e.event_id: e for e in await store.query_events(EventQuery(id="alice"))}
+    assert got == {"e0": old, "e1": event("e1", when), "e2": event("e2", when)}
+
+
 async def test_query_events_is_newest_first_and_limited(store: DocumentStore) -> None:
     events = [event(f"e{i}", recent(10 - i)) for i in range(6)]
     for e in (events[3], events[0], events[5], events[1], events[4], events[2]):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,15 +26,31 @@ TEST_TIMEOUT = 60.0
 
 
 class SlowStore:
-    """Test double: the real store's ``insert_event`` behind a delay, so that a consumer can
+    """Test double: the real store's ``insert_events`` behind a delay, so that a consumer can
     be stopped while it holds unacked records (the consumer calls nothing else)."""
 
     def __init__(self, inner: DocumentStore, delay: float) -> None:
         self._inner, self._delay = inner, delay
 
-    async def insert_event(self, event: EventRecord) -> bool:
+    async def insert_events(self, events: Sequence[EventRecord]) -> int:
         await asyncio.sleep(self._delay)
-        return await self._inner.insert_event(event)
+        return await self._inner.insert_events(events)
+
+
+class HalfWriteStore:
+    """Test double: the real store, except that its first write stores only the first half
+    of the batch and then fails, as a write cut short by a lost connection would."""
+
+    def __init__(self, inner: DocumentStore) -> None:
+        self._inner = inner
+        self.calls = 0
+
+    async def insert_events(self, events: Sequence[EventRecord]) -> int:
+        self.calls += 1
+        if self.calls == 1:
+            await self._inner.insert_events(events[: len(events) // 2])
+            raise RuntimeError("the write was cut short")
+        return await self._inner.insert_events(events)
 
 
 CLUSTER = pytest.param("cluster", marks=[pytest.mark.rabbitmq, pytest.mark.mongo])
@@ -157,7 +173,7 @@ async def test_a_consumer_restart_loses_nothing(stores) -> None:
     assert sorted(int(e.data["n"]) for e in found) == list(range(total))
 
 
-async def test_a_batch_of_records_is_stored_record_by_record(stores) -> None:
+async def test_a_batch_delivered_again_stores_only_its_new_records(stores) -> None:
     open_queue, documents = stores
     queue, s = open_queue(), spec()
     subject = "u" + uuid.uuid4().hex[:10]
@@ -172,6 +188,27 @@ async def test_a_batch_of_records_is_stored_record_by_record(stores) -> None:
     stored = await stored_of(documents, subject)
     assert sorted(e.event_id for e in stored) == sorted(r["event_id"] for r in batch)
     assert (consumer.counters.stored, consumer.counters.dead_lettered) == (5, 0)
+
+
+async def test_a_batch_whose_write_failed_half_way_is_stored_once(stores) -> None:
+    open_queue, documents = stores
+    queue, s = open_queue(), spec()
+    subject = "u" + uuid.uuid4().hex[:10]
+    batch = [record(subject, n) for n in range(8)]
+    flaky = HalfWriteStore(documents)
+    async with asyncio.timeout(TEST_TIMEOUT):
+        await queue.declare(s)
+        await publish(queue, s, json.dumps(batch).encode())
+        consumer = EventConsumer(queue, flaky, spec=s, retry_delay=0.01)  # type: ignore[arg-type]
+        async with consumer.running():
+            await wait_for_count(documents, subject, 8)
+            await until(lambda: consumer.counters.stored + consumer.counters.duplicates == 8)
+    stored = await stored_of(documents, subject)
+    assert sorted(e.event_id for e in stored) == sorted(r["event_id"] for r in batch)
+    # The retry wrote the whole batch again: the half already in was skipped, not doubled.
+    assert (flaky.calls, consumer.counters.retries) == (2, 1)
+    assert (consumer.counters.stored, consumer.counters.duplicates) == (4, 4)
+    assert consumer.counters.dead_lettered == 0
 
 
 async def test_malformed_records_go_to_the_dead_letter_queue(stores) -> None:

@@ -248,21 +248,18 @@ class MongoDocumentStore(DocumentStore):
 
     # --- event log -------------------------------------------------------------------------
     @whole
-    async def insert_event(self, event: EventRecord) -> bool:
-        doc = {
-            "event_id": event.event_id,
-            "datetime": utc(event.datetime),
-            "server": event.server,
-            "category": event.category,
-            "id": event.id,
-            "data": dict(event.data),
-            "request_id": event.request_id,
-        }
+    async def insert_events(self, events: Sequence[EventRecord]) -> int:
+        if not events:
+            return 0
         try:
-            await self._events.insert_one(doc)
-        except DuplicateKeyError:
-            return False
-        return True
+            # Unordered: a repeat is skipped and the rest of the batch still goes in.
+            await self._events.insert_many([_event_doc(e) for e in events], ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors") or [{}]
+            if any(error.get("code") != _DUPLICATE_KEY for error in errors):
+                raise
+            return int(exc.details.get("nInserted", 0))
+        return len(events)
 
     @whole
     async def query_events(self, query: EventQuery) -> list[EventRecord]:
@@ -280,6 +277,18 @@ class MongoDocumentStore(DocumentStore):
                 match[name] = value
         cursor = self._events.find(match).sort("datetime", DESCENDING).limit(query.limit)
         return [_event(d) for d in await cursor.to_list()]
+
+
+def _event_doc(event: EventRecord) -> Doc:
+    return {
+        "event_id": event.event_id,
+        "datetime": utc(event.datetime),
+        "server": event.server,
+        "category": event.category,
+        "id": event.id,
+        "data": dict(event.data),
+        "request_id": event.request_id,
+    }
 
 
 def _message_doc(message: StoredMessage) -> Doc:

@@ -142,8 +142,14 @@ class DocumentStore(abc.ABC):
 
     # --- event log -------------------------------------------------------------------------
     @abc.abstractmethod
+    async def insert_events(self, events: Sequence[EventRecord]) -> int:
+        """Store a batch of events in one write; how many were new. An event whose
+        ``event_id`` already exists is skipped (at-least-once consumers), so after an error
+        (when some of the batch may be stored) the whole batch can be sent again."""
+
     async def insert_event(self, event: EventRecord) -> bool:
-        """Store an event; False if ``event_id`` already exists (at-least-once consumers)."""
+        """Store one event; False if its ``event_id`` already exists."""
+        return await self.insert_events([event]) == 1
 
     @abc.abstractmethod
     async def query_events(self, query: EventQuery) -> list[EventRecord]:
