@@ -124,16 +124,16 @@ class SqliteSubscription(Subscription):
     async def settle(self, message: int, outcome: Outcome) -> None:
         if self._closed:
             return  # closing already made the message ready again
-        if outcome == "ack":
-            op = partial(self._store.ack, message=message, owner=self._owner)
+        touches = self._touches()
+        if outcome == "ack":  # a row: the acks committed together are one executemany
+            statement, params = self._store.ack_row(message, self._owner)
+            done = self._writer.submit_row(statement, params, touches=touches)
         elif outcome == "reject":
             op = partial(self._store.reject, message=message, owner=self._owner)
+            done = self._writer.submit(op, touches=touches)
         else:
-            op = partial(
-                self._store.release,
-                where=(messages.c.id == message, messages.c.owner == self._owner),
-            )
-        done = self._writer.submit(op, touches=self._touches())
+            where = (messages.c.id == message, messages.c.owner == self._owner)
+            done = self._writer.submit(partial(self._store.release, where=where), touches=touches)
         done.add_done_callback(partial(self._settled, message))
         await asyncio.shield(done)
 

@@ -33,6 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from backend.stores.queue._group_commit import Row
 from backend.stores.queue.port import QueueUnavailable
 
 metadata = MetaData(
@@ -105,8 +106,6 @@ class QueueStore:
 
     def __init__(self) -> None:
         self.declared: dict[str, Declared] = {}
-        self._untrimmed: set[str] = set()
-        """Length-limited queues published to since the last ``trim_published``."""
 
     async def load(self, conn: AsyncConnection) -> None:
         rows = await conn.execute(select(queues))
@@ -145,30 +144,27 @@ class QueueStore:
             stored[name] = existing
         return stored
 
-    async def publish(
-        self,
-        conn: AsyncConnection,
-        queue: str,
-        body: bytes,
-        message_id: str | None,
-        headers: Mapping[str, str],
-    ) -> None:
-        await conn.execute(
-            _PUBLISH,
-            {"queue": queue, "body": body, "message_id": message_id, "headers": dict(headers)},
-        )
-        if self._settings(queue).max_length is not None:
-            self._untrimmed.add(queue)  # trimmed once per transaction: ``trim_published``
+    @staticmethod
+    def publish_row(
+        queue: str, body: bytes, message_id: str | None, headers: Mapping[str, str]
+    ) -> Row:
+        """The insert of one published message (``GroupCommit.submit_row``)."""
+        return _PUBLISH, {
+            "queue": queue,
+            "body": body,
+            "message_id": message_id,
+            "headers": dict(headers),
+        }
 
-    async def trim_published(self, conn: AsyncConnection) -> None:
-        """Trim each queue published to, once, at the end of the transaction.
+    async def trim_published(self, conn: AsyncConnection, written: list[Row]) -> None:
+        """Trim each length-limited queue published to in this transaction, once, at its end.
 
         The same rows go as when trimming after every insert (the oldest ready ones beyond
         the limit; nothing claims in between inside one transaction), for one count query
         per queue instead of one per publish: an events batch of 64 paid 64 counts.
         """
-        queues, self._untrimmed = self._untrimmed, set()
-        for queue in sorted(queues):
+        published = {params["queue"] for statement, params in written if statement is _PUBLISH}
+        for queue in sorted(published):
             await self._trim(conn, queue)
 
     async def claim(
@@ -195,8 +191,10 @@ class QueueStore:
         )
         return sorted((Claimed(*row) for row in rows), key=lambda c: c.id)
 
-    async def ack(self, conn: AsyncConnection, message: int, owner: str) -> None:
-        await conn.execute(_ACK, {"pk": message, "claimant": owner})
+    @staticmethod
+    def ack_row(message: int, owner: str) -> Row:
+        """The delete of one acked message (``GroupCommit.submit_row``)."""
+        return _ACK, {"pk": message, "claimant": owner}
 
     async def reject(self, conn: AsyncConnection, message: int, owner: str) -> None:
         """Dead-letter (or drop) a message its owner gave up on."""

@@ -96,16 +96,8 @@ class SqliteQueue(DurableQueue):
         headers: Mapping[str, str] | None = None,
     ) -> None:
         settings = await self._declared(queue)
-        await self._writer.submit(
-            partial(
-                self._store.publish,
-                queue=queue,
-                body=body,
-                message_id=message_id,
-                headers=dict(headers or {}),
-            ),
-            touches=(queue, settings.dead_letter),
-        )
+        statement, params = self._store.publish_row(queue, body, message_id, headers or {})
+        await self._writer.submit_row(statement, params, touches=(queue, settings.dead_letter))
 
     def consume(self, queue: str, *, prefetch: int = 64) -> SqliteSubscription:
         if prefetch < 1:
