@@ -157,6 +157,10 @@ class Bench:
                     "record",
                     "--format",
                     "raw",
+                    # Only the thread holding the GIL: a waiting thread (aiosqlite's, the
+                    # executor's) would otherwise show as busy. Time spent in C without the
+                    # GIL (SQLite's own work, fsync) is not in these profiles.
+                    "--gil",
                     "--rate",
                     "200",
                     "--pid",
