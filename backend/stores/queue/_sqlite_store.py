@@ -68,10 +68,30 @@ messages = Table(
 )
 
 
+_READY = messages.c.owner.is_(None)
+
 # The statements of every message, built once: building one cost more CPU than running it.
 _PUBLISH = insert(messages)
 _ACK = delete(messages).where(
     messages.c.id == bindparam("pk"), messages.c.owner == bindparam("claimant")
+)
+_OLDEST_READY = (
+    select(messages.c.id)
+    .where(messages.c.queue == bindparam("from_queue"), _READY)
+    .order_by(messages.c.id)
+    .limit(bindparam("most", type_=Integer))
+)
+_CLAIM = (
+    update(messages)
+    .where(messages.c.id.in_(_OLDEST_READY))
+    .values(owner=bindparam("claimant"), deliveries=messages.c.deliveries + 1)
+    .returning(
+        messages.c.id,
+        messages.c.body,
+        messages.c.message_id,
+        messages.c.headers,
+        messages.c.deliveries,
+    )
 )
 
 
@@ -96,9 +116,6 @@ class Claimed:
     message_id: str | None
     headers: dict[str, str]
     deliveries: int
-
-
-_READY = messages.c.owner.is_(None)
 
 
 class QueueStore:
@@ -171,24 +188,7 @@ class QueueStore:
         self, conn: AsyncConnection, queue: str, owner: str, limit: int
     ) -> list[Claimed]:
         """Hand up to ``limit`` ready messages, oldest first, to ``owner``."""
-        oldest = (
-            select(messages.c.id)
-            .where(messages.c.queue == queue, _READY)
-            .order_by(messages.c.id)
-            .limit(limit)
-        )
-        rows = await conn.execute(
-            update(messages)
-            .where(messages.c.id.in_(oldest))
-            .values(owner=owner, deliveries=messages.c.deliveries + 1)
-            .returning(
-                messages.c.id,
-                messages.c.body,
-                messages.c.message_id,
-                messages.c.headers,
-                messages.c.deliveries,
-            )
-        )
+        rows = await conn.execute(_CLAIM, {"from_queue": queue, "claimant": owner, "most": limit})
         return sorted((Claimed(*row) for row in rows), key=lambda c: c.id)
 
     @staticmethod
