@@ -1,14 +1,13 @@
 """The log service's consumer: ``sealchat.events`` → ``logdata``, acked only after the write.
 
-A queue message holds a batch of records (``EventPublisher``). At least once: a message is
-acked after the document store took each of its records, so a crash in between delivers it
-again, and ``insert_events`` drops the repeats by ``event_id`` (once in the log). A
-message's records are stored in one write (one transaction on SQLite, one unordered
-``insert_many`` on MongoDB). A message
-with a malformed record is dead-lettered whole at once (``sealchat.events.dead``, for an
-operator to read). A store that is down is waited out in place with backoff, never handed back: a
-returned message counts towards the delivery limit and would be dead-lettered for an outage
-that is not its fault. Any other failure is retried a few times, then dead-lettered.
+A queue message holds a batch of records (``EventPublisher``), stored in one write (one
+transaction on SQLite, one unordered ``insert_many`` on MongoDB). At least once: a message
+is acked after that write, so a crash in between delivers it again, and ``insert_events``
+skips the repeats by ``event_id`` (once in the log). A message with a malformed record is
+dead-lettered whole at once (``sealchat.events.dead``, for an operator to read). A store that
+is down is waited out in place with backoff, never handed back: a returned message counts
+towards the delivery limit and would be dead-lettered for an outage that is not its fault.
+Any other failure is retried a few times, then dead-lettered.
 
 The queue adapter does the rest: manual acks, ``prefetch`` unsettled at most, and on RabbitMQ
 re-attaching (with the adapter's backoff) after a lost connection; what the lost channel held

@@ -349,9 +349,9 @@ async def test_event_round_trips_and_dedupes(store: DocumentStore) -> None:
         data={"ip": "10.0.0.7", "ok": True, "tries": 3, "nested": {"list": [1, "two"]}},
         request_id="req-1",
     )
-    assert await store.insert_event(first)
-    assert await store.insert_event(replace(first, data={"other": 1})) is False
-    assert await store.insert_event(event("e2", when - timedelta(seconds=1)))
+    assert await store.insert_events([first]) == 1
+    assert await store.insert_events([replace(first, data={"other": 1})]) == 0
+    assert await store.insert_events([event("e2", when - timedelta(seconds=1))]) == 1
     got = await store.query_events(EventQuery(id="alice"))
     assert got == [first, event("e2", when - timedelta(seconds=1))]
     assert got[1].data == {} and got[1].request_id is None
@@ -372,7 +372,7 @@ async def test_a_batch_of_events_skips_only_the_repeats(store: DocumentStore) ->
 async def test_query_events_is_newest_first_and_limited(store: DocumentStore) -> None:
     events = [event(f"e{i}", recent(10 - i)) for i in range(6)]
     for e in (events[3], events[0], events[5], events[1], events[4], events[2]):
-        assert await store.insert_event(e)
+        assert await store.insert_events([e]) == 1
     assert await store.query_events(EventQuery()) == events[::-1]
     assert await store.query_events(EventQuery(limit=3)) == [events[5], events[4], events[3]]
     assert await store.query_events(EventQuery(limit=0)) == []
@@ -381,7 +381,7 @@ async def test_query_events_is_newest_first_and_limited(store: DocumentStore) ->
 async def test_query_events_since_is_inclusive_until_exclusive(store: DocumentStore) -> None:
     times = [recent(30 - i) for i in range(5)]
     for i, when in enumerate(times):
-        await store.insert_event(event(f"e{i}", when))
+        await store.insert_events([event(f"e{i}", when)])
     got = await store.query_events(EventQuery(since=times[1], until=times[3]))
     assert [e.event_id for e in got] == ["e2", "e1"]
 
@@ -405,7 +405,7 @@ async def test_query_events_applies_every_filter_combination(
         for i, (s, c, who) in enumerate(triples * 2)
     ]
     for e in reversed(log):
-        assert await store.insert_event(e)
+        assert await store.insert_events([e]) == 1
     wanted = {
         "server": "chat",
         "category": "signup",
@@ -432,7 +432,7 @@ async def test_events_past_retention_are_not_returned(open_store: OpenStore) -> 
     ages = {"old": 40, "mid": 10, "new": 0}
     async with opened(open_store, retention_days=30) as store:
         for name, days in ages.items():
-            await store.insert_event(event(name, now - timedelta(days=days, minutes=1)))
+            await store.insert_events([event(name, now - timedelta(days=days, minutes=1))])
         got = await store.query_events(EventQuery(since=now - timedelta(days=400)))
         assert [e.event_id for e in got] == ["new", "mid"]
         await store.setup(event_retention_days=7)
@@ -451,7 +451,7 @@ async def test_datetimes_come_back_aware_utc_to_the_millisecond(store: DocumentS
     await store.insert_message(msg("r", 1, ts=local, expires_at=local + timedelta(days=365)))
     await store.put_to_device(to_dev("k", ts=local))
     when = recent(1).astimezone(ist).replace(microsecond=654321)
-    await store.insert_event(event("e", when))
+    await store.insert_events([event("e", when)])
 
     found = await store.find_message("r-1")
     pending = await store.pending_to_device("bob", "BOBPHONE", 1)
@@ -472,7 +472,7 @@ async def test_naive_datetimes_are_refused(store: DocumentStore) -> None:
     with pytest.raises(ValueError):
         await store.put_to_device(to_dev("k", ts=naive))
     with pytest.raises(ValueError):
-        await store.insert_event(event("e", naive))
+        await store.insert_events([event("e", naive)])
     with pytest.raises(ValueError):
         await store.expire_messages(naive)
     with pytest.raises(ValueError):

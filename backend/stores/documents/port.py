@@ -147,10 +147,6 @@ class DocumentStore(abc.ABC):
         ``event_id`` already exists is skipped (at-least-once consumers), so after an error
         (when some of the batch may be stored) the whole batch can be sent again."""
 
-    async def insert_event(self, event: EventRecord) -> bool:
-        """Store one event; False if its ``event_id`` already exists."""
-        return await self.insert_events([event]) == 1
-
     @abc.abstractmethod
     async def query_events(self, query: EventQuery) -> list[EventRecord]:
         """Events matching every given filter, newest first, at most ``query.limit``."""
