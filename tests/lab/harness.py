@@ -123,6 +123,8 @@ class Lab:
     workdir: Path
     lab_id: str = field(default_factory=lambda: uuid.uuid4().hex[:4])
     timings: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    """What went unusually but harmlessly (printed with the timings)."""
     _procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _netns: list[str] = field(default_factory=list)
 
@@ -366,6 +368,39 @@ class Lab:
 
     # -- tear down ------------------------------------------------------------------------
 
+    def _await_halts(self, deadline: float) -> None:
+        """Wait for the containers to power off. A container whose own halt failed (systemd
+        inside reports "Dependency failed for halt.target" and then waits forever, a known
+        sporadic nspawn case) gets nspawn's second SIGTERM, its documented immediate
+        termination, which still tears the container down in order. So does one that is
+        still up at ``deadline``, which then gets 30 s more."""
+        terminated: set[str] = set()
+
+        def terminate(name: str) -> None:
+            self._procs[name].send_signal(signal.SIGTERM)
+            terminated.add(name)
+            self.notes.append(f"{name}: powered off by a second SIGTERM")
+
+        while time.monotonic() < deadline:
+            running = [n for n, p in self._procs.items() if p.poll() is None]
+            if not running:
+                return
+            for name in running:
+                console = self.workdir / f"{name}.console.log"
+                if name not in terminated and b"Dependency failed for halt.target" in _tail(
+                    console
+                ):
+                    terminate(name)
+            time.sleep(1.0)
+        for name, proc in self._procs.items():
+            if proc.poll() is None and name not in terminated:
+                terminate(name)
+        for proc in self._procs.values():
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                pass
+
     def down(self) -> list[str]:
         """End what the lab started (by pid), remove its namespaces and files; report leftovers."""
         problems: list[str] = []
@@ -373,11 +408,9 @@ class Lab:
         for proc in self._procs.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)  # nspawn powers the container off on SIGTERM
-        deadline = time.monotonic() + 240  # mon (MariaDB, Zabbix) is slow on a busy machine
+        self._await_halts(time.monotonic() + 240)  # mon (MariaDB, Zabbix) is slow when busy
         for name, proc in list(self._procs.items()):
-            try:
-                proc.wait(timeout=max(1.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
+            if proc.poll() is None:
                 proc.kill()
                 proc.wait(timeout=10)
                 problems.append(f"{name} (pid {proc.pid}) needed SIGKILL")
@@ -398,3 +431,13 @@ class Lab:
         elif hosts.exists():
             shutil.rmtree(hosts, ignore_errors=True)
         return problems
+
+
+def _tail(path: Path, size: int = 4096) -> bytes:
+    """The last ``size`` bytes of ``path`` (nothing if it does not exist)."""
+    try:
+        with path.open("rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - size))
+            return f.read()
+    except FileNotFoundError:
+        return b""

@@ -53,6 +53,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         lab.timings["teardown"] = round(time.monotonic() - start, 1)
         (lab.workdir / "timings.json").write_text(json.dumps(lab.timings, indent=1))
         print(f"\nlab timings (s): {json.dumps(lab.timings)}")
+        for note in lab.notes:
+            print(f"lab: {note}")
         assert not problems, problems
 
 
