@@ -55,11 +55,36 @@ def _fail(fut: asyncio.Future[Any], exc: BaseException) -> None:
         fut.set_exception(exc)
 
 
+class CoalescingConnection(AsyncioConnection):
+    """pika's asyncio connection, writing what one turn of the loop emits in one write.
+
+    pika hands its transport each frame on its own (a publish is three: method, header,
+    body) and the transport sends each with its own ``send``. Here the frames emitted
+    while a callback runs are joined and given to the transport at the end of it: one
+    ``send`` for a publish, or for every ack and publish of a batch, and fewer segments
+    for the broker to read. The order of frames is unchanged.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._outgoing: list[bytes] = []
+
+    def _adapter_emit_data(self, data: bytes) -> None:
+        if not self._outgoing:
+            asyncio.get_running_loop().call_soon(self._emit_outgoing)
+        self._outgoing.append(data)
+
+    def _emit_outgoing(self) -> None:
+        frames, self._outgoing = self._outgoing, []
+        if frames and self._transport is not None:
+            super()._adapter_emit_data(frames[0] if len(frames) == 1 else b"".join(frames))
+
+
 async def connect(params: pika.connection.Parameters) -> AsyncioConnection:
     """Open a connection on the running loop; ``QueueUnavailable`` if that fails."""
     loop = asyncio.get_running_loop()
     opened: asyncio.Future[AsyncioConnection] = loop.create_future()
-    conn = AsyncioConnection(
+    conn = CoalescingConnection(
         params,
         on_open_callback=lambda c: _resolve(opened, c),
         on_open_error_callback=lambda _c, exc: _fail(
