@@ -71,7 +71,8 @@ class CoalescingConnection(AsyncioConnection):
 
     def _adapter_emit_data(self, data: bytes) -> None:
         if not self._outgoing:
-            asyncio.get_running_loop().call_soon(self._emit_outgoing)
+            loop: asyncio.AbstractEventLoop = self.ioloop  # the loop the connection runs on
+            loop.call_soon(self._emit_outgoing)
         self._outgoing.append(data)
 
     def _emit_outgoing(self) -> None:
