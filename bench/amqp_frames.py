@@ -26,6 +26,7 @@ from pika.adapters.asyncio_connection import AsyncioConnection
 from backend.stores.queue import _amqp
 from backend.stores.queue.port import QueueSpec
 from backend.stores.queue.rabbitmq import RabbitQueue
+from bench.scenarios import publish_confirmed
 from bench.sealchat_targets import RABBITMQ_URL
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -63,12 +64,6 @@ async def _run(count: int, in_flight: int, broker: int) -> tuple[Leg, Leg]:
     name = "bench.amqp-frames"
     await queue.declare(QueueSpec(name))
     await queue.purge(name)
-    limit = asyncio.Semaphore(in_flight)
-    body = b"y" * 300
-
-    async def publish(n: int) -> None:
-        async with limit:
-            await queue.publish(name, body, message_id=f"{n:012d}")
 
     def leg(began: tuple[float, float, float]) -> Leg:
         took = time.perf_counter() - began[2]
@@ -80,7 +75,7 @@ async def _run(count: int, in_flight: int, broker: int) -> tuple[Leg, Leg]:
 
     try:
         began = (_own_cpu(), _broker_cpu(broker), time.perf_counter())
-        await asyncio.gather(*(publish(n) for n in range(count)))
+        await publish_confirmed(queue, name, count, in_flight, size=300)
         published = leg(began)
         began = (_own_cpu(), _broker_cpu(broker), time.perf_counter())
         got = 0

@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench import wsclient
 from bench.loadgen import Receiver, check, close_clients, drain, open_clients, send_open_loop
 from bench.procs import Usage, rss_bytes
 from bench.targets import Client, Sealchat, Target
+
+if TYPE_CHECKING:
+    from backend.stores.queue.port import DurableQueue
 
 HISTORY_PAGE = 500
 
@@ -250,6 +253,23 @@ async def redis_leg(url: str, prefix: str, count: int, publishers: int) -> dict[
     }
 
 
+async def publish_confirmed(
+    queue: DurableQueue, name: str, count: int, in_flight: int, *, size: int
+) -> float:
+    """Publish ``count`` messages of ``size`` bytes to ``name``, each waiting for its
+    confirm, ``in_flight`` outstanding at a time; the seconds it took."""
+    limit = asyncio.Semaphore(in_flight)
+    body = b"y" * size
+
+    async def one(n: int) -> None:
+        async with limit:
+            await queue.publish(name, body, message_id=f"{n:012d}")
+
+    began = time.perf_counter()
+    await asyncio.gather(*(one(n) for n in range(count)))
+    return time.perf_counter() - began
+
+
 async def rabbitmq_leg(url: str, count: int, in_flight: int) -> dict[str, Any]:
     """Persistent publishes with confirms through the project's ``RabbitQueue``, with
     ``in_flight`` outstanding at a time; then every message is consumed back once."""
@@ -260,16 +280,7 @@ async def rabbitmq_leg(url: str, count: int, in_flight: int) -> dict[str, Any]:
     name = f"bench.leg.{in_flight}"
     await queue.declare(QueueSpec(name))
     await queue.purge(name)
-    sem = asyncio.Semaphore(in_flight)
-    body = b"y" * 200
-
-    async def one(n: int) -> None:
-        async with sem:
-            await queue.publish(name, body, message_id=f"{n:012d}")
-
-    began = time.perf_counter()
-    await asyncio.gather(*(one(n) for n in range(count)))
-    took = time.perf_counter() - began
+    took = await publish_confirmed(queue, name, count, in_flight, size=200)
     seen: set[str] = set()
     dupes = 0
     sub = queue.consume(name, prefetch=256)
