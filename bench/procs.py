@@ -173,6 +173,25 @@ class Child:
         return f"--- {self.name} ({self.log_path}):\n" + "\n".join(text[-lines:])
 
 
+def secantus(workdir: Path, name: str = "secantus") -> Child:
+    """SecantusDB (the MongoDB-wire test server of the ``test`` extra) on a free loopback
+    port, its data under ``workdir``: a store child, not yet started."""
+    port = free_port()
+    storage = workdir / name
+    storage.mkdir(parents=True, exist_ok=True)
+    exe = Path(sys.executable).with_name("secantusd-py")
+    argv = [
+        str(exe),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--storage-path",
+        str(storage / "db"),
+    ]
+    return Child(name, argv, workdir / f"{name}.log", store=True, port=port)
+
+
 SETTLED_CORES = 0.1
 """CPU (cores) of a target's processes (and stores) under which it counts as settled."""
 SETTLE_WINDOW = 0.2

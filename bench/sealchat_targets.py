@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import quote
 
 from backend.common.tokens import SigningKey, write_secret_file
-from bench.procs import Child, free_port
+from bench.procs import Child, free_port, secantus
 from bench.targets import CHAT_LIMITS, Sealchat
 
 MARIADB_URL = os.environ.get("SEALCHAT_BENCH_MARIADB_URL", "mysql+aiomysql://root@127.0.0.1:3306")
@@ -130,25 +130,7 @@ class Cluster(Sealchat):
         await asyncio.to_thread(
             self._rabbitmqctl, "set_permissions", "-p", self.tag, "guest", ".*", ".*", ".*"
         )
-        mongo_port = free_port()
-        storage = self.workdir / "secantus"
-        storage.mkdir(parents=True, exist_ok=True)
-        exe = Path(sys.executable).with_name("secantusd-py")
-        mongo = Child(
-            "secantus",
-            [
-                str(exe),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(mongo_port),
-                "--storage-path",
-                str(storage / "db"),
-            ],
-            self.workdir / "secantus.log",
-            store=True,
-            port=mongo_port,
-        )
+        mongo = secantus(self.workdir)
         self.children.append(mongo)
         await mongo.start()
         key = self.workdir / "jwt.pem"
@@ -162,7 +144,7 @@ class Cluster(Sealchat):
             "database": {"url": db_url.render_as_string(hide_password=False)},
             "redis": {"url": REDIS_URL, "prefix": f"{self.tag}:"},
             "rabbitmq": {"url": RABBITMQ_URL.rstrip("/") + "/" + quote(self.tag, safe="")},
-            "mongo": {"url": f"mongodb://127.0.0.1:{mongo_port}", "database": "sealchat"},
+            "mongo": {"url": f"mongodb://127.0.0.1:{mongo.port}", "database": "sealchat"},
             "auth": {
                 "signing_keys": [str(key)],
                 "jwks_url": f"http://127.0.0.1:{self.auth_port}/auth/.well-known/jwks.json",

@@ -80,3 +80,28 @@ def test_the_tui_burst_shows_every_message_decrypted(tmp_path: Path) -> None:
     assert figures["shown"] == 31, figures  # the warm-up and the burst, all decrypted
     assert figures["undecryptable"] == 0 and figures["reconnects"] == 0, figures
     assert figures["ticks"] > 0 and figures["apply_calls"] > 0, figures
+
+
+@pytest.mark.mongo
+def test_the_document_inserts_bench_stores_every_message_in_each_layout() -> None:
+    """``bench.document_inserts``, tiny: its own SecantusDB, the adapter's layout and one
+    with an index dropped; a bad index name is a clear error, not a traceback."""
+    command = [sys.executable, "-m", "bench.document_inserts", "--pairs", "1", "--count", "20"]
+    command += ["--batch", "10"]
+    proc = subprocess.run(
+        [*command, "--drop", "msg_id_1"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 2 and "as the adapter builds it" in lines[0], lines
+    assert "without msg_id_1" in lines[1] and "msgs/s" in lines[1], lines
+    bad = subprocess.run(
+        [*command, "--drop", "no_such_index"], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert bad.returncode == 1
+    assert "--drop no_such_index: no such index; there are _id_" in bad.stderr, bad.stderr
+    assert "Traceback" not in bad.stderr
