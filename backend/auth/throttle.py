@@ -34,14 +34,23 @@ class LoginThrottle:
         }
 
     async def check(self, account: str, address: str) -> None:
-        for kind, key in self._keys(account, address).items():
-            if await self._kv.get_int(key) >= self._limits[kind]:
-                self.throttled += 1
-                raise ApiError(
-                    ErrorCode.THROTTLED,
-                    "too many failed logins: wait and try again",
-                    headers={"Retry-After": str(self._window)},
-                )
+        """Refuse (``429 throttled``) while any of the three windows is over its limit; the
+        refusal says when the last of those windows ends (``Retry-After``, seconds)."""
+        over = [
+            key
+            for kind, key in self._keys(account, address).items()
+            if await self._kv.get_int(key) >= self._limits[kind]
+        ]
+        if not over:
+            return
+        self.throttled += 1
+        # A window that ended between the two reads leaves 0: say one second, not "now".
+        wait = max([1, *[await self._kv.seconds_left(key) for key in over]])
+        raise ApiError(
+            ErrorCode.THROTTLED,
+            f"too many failed logins: try again in {_duration(wait)}",
+            headers={"Retry-After": str(wait)},
+        )
 
     async def failed(self, account: str, address: str) -> None:
         for key in self._keys(account, address).values():
@@ -49,3 +58,11 @@ class LoginThrottle:
 
     async def succeeded(self, account: str, address: str) -> None:
         await self._kv.delete(self._keys(account, address)["acct_ip"])
+
+
+def _duration(seconds: int) -> str:
+    """``45 s``, ``14 min 10 s``, ``15 min``."""
+    minutes, rest = divmod(seconds, 60)
+    if not minutes:
+        return f"{rest} s"
+    return f"{minutes} min {rest} s" if rest else f"{minutes} min"

@@ -122,7 +122,9 @@ async def test_login_throttled_per_account_and_address_but_real_user_gets_in(
         "/auth/login", json={"id": acct.id, "passwd": acct.password}, headers=attacker
     )
     assert r.status == 429, "the right password from the throttled address is refused too"
-    assert "Retry-After" in r.headers
+    window = make_settings().auth.throttle_window_seconds
+    assert 0 < int(r.headers["Retry-After"]) <= window
+    assert (await r.json())["error"]["message"].startswith("too many failed logins: try again in")
     await acct.login(address="198.51.100.20")  # the real user, elsewhere
 
 

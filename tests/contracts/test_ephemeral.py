@@ -141,6 +141,24 @@ async def test_expiry_is_not_extended_by_later_incr(kv: KeyValue) -> None:
     await eventually(gone, seconds=max(0.0, start + 1.3 - time.monotonic()))
 
 
+async def test_seconds_left_counts_down_to_the_expiry_and_is_zero_without_a_key(
+    kv: KeyValue,
+) -> None:
+    assert await kv.seconds_left("nothing-here") == 0
+    await kv.incr("window", 60)
+    await kv.set_flag("denied", 30)
+    assert 59 <= await kv.seconds_left("window") <= 60
+    assert 29 <= await kv.seconds_left("denied") <= 30
+    await kv.incr("short", 1)
+
+    async def gone() -> bool:
+        return await kv.seconds_left("short") == 0
+
+    await eventually(gone, seconds=3)
+    await kv.delete("window")
+    assert await kv.seconds_left("window") == 0
+
+
 async def test_concurrent_increments_are_all_counted(kv: KeyValue) -> None:
     async with asyncio.timeout(10):
         results = await asyncio.gather(*(kv.incr("busy", 60) for _ in range(200)))
@@ -189,6 +207,7 @@ async def test_memory_expiry_follows_the_injected_clock() -> None:
     now[0] = 104.9
     assert await kv.incr("k", 5) == 2
     assert await kv.get_int("k") == 2
+    assert await kv.seconds_left("k") == 1  # 0.1 s left, rounded up
     now[0] = 105.0
     assert await kv.get_int("k") == 0
     await kv.set_flag("f", 2)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from backend.protocol.errors import ErrorCode
 from tests import services
 from tests.tui.harness import (
     PASSPHRASE,
@@ -21,7 +22,9 @@ from tests.tui.harness import (
     until,
     with_profile,
 )
+from tui.client.errors import ApiError
 from tui.screens.main import MainScreen
+from tui.screens.session import explain
 from tui.screens.welcome import UnlockScreen, WelcomeScreen
 
 SIZE = (80, 24)
@@ -140,3 +143,12 @@ async def test_friends_online_already_show_as_online_from_the_start(
             await until(pilot, lambda: f"● {bob.id}" in screen_text(pilot))
     finally:
         await bob.close()
+
+
+def test_a_throttled_login_says_how_long_to_wait() -> None:
+    refused = ApiError(
+        ErrorCode.THROTTLED.value, "too many failed logins: try again in 14 min 58 s", 429
+    )
+    explained = explain(refused, "http://127.0.0.1:8080")
+    assert explained.message == "Too many failed logins: try again in 14 min 58 s."
+    assert explained.field is None

@@ -89,8 +89,8 @@ def explain(exc: BaseException, server: str = "") -> SessionError:
                 "(no account yet? choose “Sign up”).",
                 "password",
             )
-        if exc.code == ErrorCode.THROTTLED:
-            return SessionError(f"{exc.message} Wait a moment, then try again.")
+        if exc.code == ErrorCode.THROTTLED:  # the message says how long is left
+            return SessionError(exc.message[:1].upper() + exc.message[1:] + ".")
         if exc.code == ErrorCode.INVALID:
             return SessionError(exc.message[:1].upper() + exc.message[1:])
         return SessionError(f"The server refused: {exc.message}")

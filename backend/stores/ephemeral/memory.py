@@ -6,6 +6,7 @@ a throttle window or a resync, never data.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import AsyncGenerator, Callable, Collection
 
@@ -58,6 +59,11 @@ class MemoryKeyValue(KeyValue):
     async def get_int(self, key: str) -> int:
         entry = self._live(key, self._now())
         return 0 if entry is None else entry[0]
+
+    async def seconds_left(self, key: str) -> int:
+        now = self._now()
+        entry = self._live(key, now)
+        return 0 if entry is None else math.ceil(entry[1] - now)
 
     async def set_flag(self, key: str, ttl_seconds: int) -> None:
         require_ttl(ttl_seconds)

@@ -33,6 +33,11 @@ class KeyValue(abc.ABC):
         """The counter's value, 0 if absent or expired."""
 
     @abc.abstractmethod
+    async def seconds_left(self, key: str) -> int:
+        """Whole seconds until the key (a counter or a flag) expires, rounded up; 0 if it is
+        absent or expired."""
+
+    @abc.abstractmethod
     async def set_flag(self, key: str, ttl_seconds: int) -> None:
         """Mark a key present for ``ttl_seconds`` (overwrites an earlier expiry)."""
 

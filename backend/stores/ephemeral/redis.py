@@ -90,6 +90,11 @@ class RedisKeyValue(CommandAdapter, KeyValue):
         value = await self._client.get(self._prefix + key)
         return 0 if value is None else int(value)
 
+    async def seconds_left(self, key: str) -> int:
+        # PTTL: -2 for no key; -1 for a key without expiry, which this port never makes.
+        millis = int(await self._client.pttl(self._prefix + key))
+        return max(0, -(-millis // 1000))
+
     async def set_flag(self, key: str, ttl_seconds: int) -> None:
         require_ttl(ttl_seconds)
         await self._client.set(self._prefix + key, 1, ex=ttl_seconds)
