@@ -8,6 +8,8 @@ bounds a distributed attack, while a real user elsewhere keeps getting in until 
 
 from __future__ import annotations
 
+import math
+
 from backend.common.errors import ApiError
 from backend.common.settings import AuthSettings
 from backend.protocol.errors import ErrorCode
@@ -36,16 +38,17 @@ class LoginThrottle:
     async def check(self, account: str, address: str) -> None:
         """Refuse (``429 throttled``) while any of the three windows is over its limit; the
         refusal says when the last of those windows ends (``Retry-After``, seconds)."""
-        over = [
-            key
-            for kind, key in self._keys(account, address).items()
-            if await self._kv.get_int(key) >= self._limits[kind]
-        ]
-        if not over:
+        left = []
+        for kind, key in self._keys(account, address).items():
+            counter = await self._kv.counter(key)
+            # A counter with no time left has no window (see Counter): the next failure
+            # gives it one, rather than this one refusing forever.
+            if counter.value >= self._limits[kind] and counter.seconds_left > 0:
+                left.append(counter.seconds_left)
+        if not left:
             return
         self.throttled += 1
-        # A window that ended between the two reads leaves 0: say one second, not "now".
-        wait = max([1, *[await self._kv.seconds_left(key) for key in over]])
+        wait = max(left)
         raise ApiError(
             ErrorCode.THROTTLED,
             f"too many failed logins: try again in {_duration(wait)}",
@@ -61,7 +64,11 @@ class LoginThrottle:
 
 
 def _duration(seconds: int) -> str:
-    """``45 s``, ``14 min 10 s``, ``15 min``."""
+    """``45 s``, ``14 min 10 s``, ``15 min``; from an hour on, whole minutes rounded up:
+    ``1 h``, ``2 h 5 min``."""
+    if seconds >= 3600:
+        hours, minutes = divmod(math.ceil(seconds / 60), 60)
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
     minutes, rest = divmod(seconds, 60)
     if not minutes:
         return f"{rest} s"

@@ -16,7 +16,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
-from backend.stores.ephemeral import Doorbell, KeyValue, Resync, Ring
+from backend.stores.ephemeral import Counter, Doorbell, KeyValue, Resync, Ring
 from backend.stores.ephemeral.memory import MemoryDoorbell, MemoryKeyValue
 from backend.stores.ephemeral.redis import RedisDoorbell, RedisKeyValue, open_redis
 
@@ -111,18 +111,18 @@ async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 5.0)
 # --- key-value --------------------------------------------------------------------------
 
 
-async def test_get_int_of_a_missing_key_is_zero(kv: KeyValue) -> None:
-    assert await kv.get_int("nothing-here") == 0
+async def test_a_missing_counter_reads_as_zero(kv: KeyValue) -> None:
+    assert await kv.counter("nothing-here") == Counter(0, 0)
     assert not await kv.has_flag("nothing-here")
 
 
 async def test_incr_counts_from_one_and_expires(kv: KeyValue) -> None:
     assert [await kv.incr("hits", 1) for _ in range(3)] == [1, 2, 3]
-    assert await kv.get_int("hits") == 3
-    assert await kv.get_int("other") == 0
+    assert (await kv.counter("hits")).value == 3
+    assert (await kv.counter("other")).value == 0
 
     async def gone() -> bool:
-        return await kv.get_int("hits") == 0
+        return (await kv.counter("hits")).value == 0
 
     await eventually(gone, seconds=3)
     assert await kv.incr("hits", 1) == 1  # a new window starts from scratch
@@ -135,35 +135,32 @@ async def test_expiry_is_not_extended_by_later_incr(kv: KeyValue) -> None:
     assert await kv.incr("window", 1) == 2
 
     async def gone() -> bool:
-        return await kv.get_int("window") == 0
+        return (await kv.counter("window")).value == 0
 
     # An extended window would last until start + 1.6 s; the fixed one ends at start + 1 s.
     await eventually(gone, seconds=max(0.0, start + 1.3 - time.monotonic()))
 
 
-async def test_seconds_left_counts_down_to_the_expiry_and_is_zero_without_a_key(
-    kv: KeyValue,
-) -> None:
-    assert await kv.seconds_left("nothing-here") == 0
+async def test_a_counter_reads_with_the_time_left_in_its_window(kv: KeyValue) -> None:
     await kv.incr("window", 60)
-    await kv.set_flag("denied", 30)
-    assert 59 <= await kv.seconds_left("window") <= 60
-    assert 29 <= await kv.seconds_left("denied") <= 30
+    await kv.incr("window", 60)
+    counter = await kv.counter("window")
+    assert counter.value == 2 and 59 <= counter.seconds_left <= 60
     await kv.incr("short", 1)
 
     async def gone() -> bool:
-        return await kv.seconds_left("short") == 0
+        return await kv.counter("short") == Counter(0, 0)
 
     await eventually(gone, seconds=3)
     await kv.delete("window")
-    assert await kv.seconds_left("window") == 0
+    assert await kv.counter("window") == Counter(0, 0)
 
 
 async def test_concurrent_increments_are_all_counted(kv: KeyValue) -> None:
     async with asyncio.timeout(10):
         results = await asyncio.gather(*(kv.incr("busy", 60) for _ in range(200)))
     assert sorted(results) == list(range(1, 201))
-    assert await kv.get_int("busy") == 200
+    assert (await kv.counter("busy")).value == 200
 
 
 async def test_flag_is_present_until_it_expires(kv: KeyValue) -> None:
@@ -189,7 +186,7 @@ async def test_delete_removes_keys_and_ignores_absent_ones(kv: KeyValue) -> None
     await kv.delete("flag", "count", "never-set")
     await kv.delete()
     assert not await kv.has_flag("flag")
-    assert await kv.get_int("count") == 0
+    assert (await kv.counter("count")).value == 0
 
 
 async def test_ttl_below_one_second_is_refused(kv: KeyValue) -> None:
@@ -197,7 +194,7 @@ async def test_ttl_below_one_second_is_refused(kv: KeyValue) -> None:
         await kv.incr("k", 0)
     with pytest.raises(ValueError, match="ttl_seconds"):
         await kv.set_flag("k", 0)
-    assert await kv.get_int("k") == 0
+    assert (await kv.counter("k")).value == 0
 
 
 async def test_memory_expiry_follows_the_injected_clock() -> None:
@@ -206,15 +203,21 @@ async def test_memory_expiry_follows_the_injected_clock() -> None:
     assert await kv.incr("k", 5) == 1
     now[0] = 104.9
     assert await kv.incr("k", 5) == 2
-    assert await kv.get_int("k") == 2
-    assert await kv.seconds_left("k") == 1  # 0.1 s left, rounded up
+    assert await kv.counter("k") == Counter(2, 1)  # 0.1 s left, rounded up
     now[0] = 105.0
-    assert await kv.get_int("k") == 0
+    assert (await kv.counter("k")).value == 0
     await kv.set_flag("f", 2)
     now[0] = 106.9
     assert await kv.has_flag("f")
     now[0] = 107.0
     assert not await kv.has_flag("f")
+
+
+async def test_memory_time_left_is_never_more_than_the_window() -> None:
+    now = [124.4]  # (124.4 + 900) - 124.4 is 900.0000000000001 in floating point
+    kv = MemoryKeyValue(clock=lambda: now[0])
+    await kv.incr("k", 900)
+    assert await kv.counter("k") == Counter(1, 900)
 
 
 async def test_memory_sweep_drops_expired_keys_never_touched_again() -> None:
@@ -242,15 +245,20 @@ async def test_redis_keys_live_under_the_prefix_with_their_expiry(
         assert await redis_admin.get(prefix + "count") == "2"
         assert 0 < await redis_admin.ttl(prefix + "count") <= 30
         assert 0 < await redis_admin.ttl(prefix + "flag") <= 30
-        # A counter that lost its expiry (written by hand) gets one on the next hit.
+        # Time left is rounded up: 1.5 s is 2.
+        await redis_admin.pexpire(prefix + "count", 1500)
+        assert await kv.counter("count") == Counter(2, 2)
+        # A counter that lost its expiry (written by hand) reads with no time left, and
+        # gets its window on the next hit.
         await redis_admin.set(prefix + "stuck", 7)
+        assert await kv.counter("stuck") == Counter(7, 0)
         assert await kv.incr("stuck", 30) == 8
         assert 0 < await redis_admin.ttl(prefix + "stuck") <= 30
     finally:
         await kv.close()
     other = RedisKeyValue(url, prefix + "other:")
     try:
-        assert await other.get_int("count") == 0
+        assert (await other.counter("count")).value == 0
     finally:
         await other.close()
 

@@ -82,7 +82,7 @@ def explain(exc: BaseException, server: str = "") -> SessionError:
         return SessionError(exc.message, "user")
     if isinstance(exc, ApiError):
         if exc.code == ErrorCode.CONFLICT:
-            return SessionError(exc.message[:1].upper() + exc.message[1:], "user")
+            return SessionError(_sentence(exc.message), "user")
         if exc.code == ErrorCode.BAD_CREDENTIALS:
             return SessionError(
                 "Wrong user id or password. Check both and try again "
@@ -90,15 +90,20 @@ def explain(exc: BaseException, server: str = "") -> SessionError:
                 "password",
             )
         if exc.code == ErrorCode.THROTTLED:  # the message says how long is left
-            return SessionError(exc.message[:1].upper() + exc.message[1:] + ".")
+            return SessionError(_sentence(exc.message) + ".")
         if exc.code == ErrorCode.INVALID:
-            return SessionError(exc.message[:1].upper() + exc.message[1:])
+            return SessionError(_sentence(exc.message))
         return SessionError(f"The server refused: {exc.message}")
     if isinstance(exc, ClientError | CryptoError):
         return SessionError(str(exc))
     if isinstance(exc, OSError):
         return SessionError(f"{exc}. Check that the profile directory is writable.")
     return SessionError(f"Unexpected problem ({type(exc).__name__}): {exc}")
+
+
+def _sentence(text: str) -> str:
+    """The server's lower-case message as the start of a sentence."""
+    return text[:1].upper() + text[1:]
 
 
 async def _open_store(profile: Profile, passphrase: str, kdf: KdfParams | None) -> LocalStore:

@@ -11,7 +11,14 @@ import time
 from collections.abc import AsyncGenerator, Callable, Collection
 
 from backend.stores.ephemeral.inbox import Inbox, Subscription
-from backend.stores.ephemeral.port import Doorbell, KeyValue, PresenceBook, Resync, Ring
+from backend.stores.ephemeral.port import (
+    Counter,
+    Doorbell,
+    KeyValue,
+    PresenceBook,
+    Resync,
+    Ring,
+)
 from backend.stores.ephemeral.ttl import require_ttl
 
 Clock = Callable[[], float]
@@ -56,14 +63,13 @@ class MemoryKeyValue(KeyValue):
         self._entries[key] = (value + 1, expires_at)
         return value + 1
 
-    async def get_int(self, key: str) -> int:
-        entry = self._live(key, self._now())
-        return 0 if entry is None else entry[0]
-
-    async def seconds_left(self, key: str) -> int:
+    async def counter(self, key: str) -> Counter:
         now = self._now()
         entry = self._live(key, now)
-        return 0 if entry is None else math.ceil(entry[1] - now)
+        if entry is None:
+            return Counter(0, 0)
+        # Rounded to a microsecond first: (t + ttl) - t in floating point can exceed ttl.
+        return Counter(entry[0], math.ceil(round(entry[1] - now, 6)))
 
     async def set_flag(self, key: str, ttl_seconds: int) -> None:
         require_ttl(ttl_seconds)

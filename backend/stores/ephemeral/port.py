@@ -17,6 +17,16 @@ if TYPE_CHECKING:
     from backend.stores.ephemeral.inbox import Subscription
 
 
+@dataclass(frozen=True, slots=True)
+class Counter:
+    """A counter as read: ``Counter(0, 0)`` when it is absent or expired."""
+
+    value: int
+    seconds_left: int
+    """Whole seconds until the window ends, rounded up. 0 for a counter without an expiry,
+    which ``incr`` never leaves behind (the next ``incr`` gives it its window)."""
+
+
 class KeyValue(abc.ABC):
     """Counters and flags that expire. Keys are namespaced by the adapter's prefix."""
 
@@ -29,13 +39,8 @@ class KeyValue(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def get_int(self, key: str) -> int:
-        """The counter's value, 0 if absent or expired."""
-
-    @abc.abstractmethod
-    async def seconds_left(self, key: str) -> int:
-        """Whole seconds until the key (a counter or a flag) expires, rounded up; 0 if it is
-        absent or expired."""
+    async def counter(self, key: str) -> Counter:
+        """The counter's value and the time left in its window, read together."""
 
     @abc.abstractmethod
     async def set_flag(self, key: str, ttl_seconds: int) -> None:

@@ -21,7 +21,7 @@ from redis.backoff import AbstractBackoff, ExponentialWithJitterBackoff, NoBacko
 
 from backend.common.tasks import stop_if_cancelled
 from backend.stores.ephemeral.inbox import Inbox, Subscription
-from backend.stores.ephemeral.port import Doorbell, KeyValue, Resync, Ring
+from backend.stores.ephemeral.port import Counter, Doorbell, KeyValue, Resync, Ring
 from backend.stores.ephemeral.ttl import require_ttl
 
 log = logging.getLogger(__name__)
@@ -86,14 +86,13 @@ class RedisKeyValue(CommandAdapter, KeyValue):
         require_ttl(ttl_seconds)
         return int(await self._incr_in_window(keys=[self._prefix + key], args=[ttl_seconds]))
 
-    async def get_int(self, key: str) -> int:
-        value = await self._client.get(self._prefix + key)
-        return 0 if value is None else int(value)
-
-    async def seconds_left(self, key: str) -> int:
-        # PTTL: -2 for no key; -1 for a key without expiry, which this port never makes.
-        millis = int(await self._client.pttl(self._prefix + key))
-        return max(0, -(-millis // 1000))
+    async def counter(self, key: str) -> Counter:
+        async with self._client.pipeline(transaction=True) as pipe:  # one MULTI/EXEC
+            value, millis = await pipe.get(self._prefix + key).pttl(self._prefix + key).execute()
+        if value is None:
+            return Counter(0, 0)
+        # PTTL is -1 for a key without an expiry: reported as no time left (see Counter).
+        return Counter(int(value), max(0, math.ceil(int(millis) / 1000)))
 
     async def set_flag(self, key: str, ttl_seconds: int) -> None:
         require_ttl(ttl_seconds)
