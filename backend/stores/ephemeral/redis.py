@@ -87,8 +87,11 @@ class RedisKeyValue(CommandAdapter, KeyValue):
         return int(await self._incr_in_window(keys=[self._prefix + key], args=[ttl_seconds]))
 
     async def counter(self, key: str) -> Counter:
+        name = self._prefix + key
         async with self._client.pipeline(transaction=True) as pipe:  # one MULTI/EXEC
-            value, millis = await pipe.get(self._prefix + key).pttl(self._prefix + key).execute()
+            pipe.get(name)
+            pipe.pttl(name)
+            value, millis = await pipe.execute()
         if value is None:
             return Counter(0, 0)
         # PTTL is -1 for a key without an expiry: reported as no time left (see Counter).
