@@ -14,42 +14,29 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import os
-import resource
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from pika.adapters.asyncio_connection import AsyncioConnection
 
 from backend.stores.queue import _amqp
 from backend.stores.queue.port import QueueSpec
 from backend.stores.queue.rabbitmq import RabbitQueue
+from bench.procs import TICK, broker_pids, cpu_ticks, own_cpu_seconds
 from bench.scenarios import publish_confirmed
 from bench.sealchat_targets import RABBITMQ_URL
 
-_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
 
 def _broker_pid() -> int:
-    """The local RabbitMQ's Erlang VM (the lowest pid named ``beam.smp``)."""
-    for entry in sorted(Path("/proc").glob("[0-9]*"), key=lambda p: int(p.name)):
-        with contextlib.suppress(OSError):
-            if (entry / "comm").read_text().strip() == "beam.smp":
-                return int(entry.name)
-    raise SystemExit("no beam.smp process: is RabbitMQ running on this machine?")
+    """The local RabbitMQ's Erlang VM."""
+    pid = broker_pids().get("rabbitmq")
+    if pid is None:
+        raise SystemExit("no beam.smp process: is RabbitMQ running on this machine?")
+    return pid
 
 
 def _broker_cpu(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
-
-
-def _own_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    return sum(cpu_ticks(pid)) / TICK
 
 
 @dataclass
@@ -69,15 +56,15 @@ async def _run(count: int, in_flight: int, broker: int) -> tuple[Leg, Leg]:
         took = time.perf_counter() - began[2]
         return Leg(
             count / took,
-            (_own_cpu() - began[0]) / count * 1e6,
+            (own_cpu_seconds() - began[0]) / count * 1e6,
             (_broker_cpu(broker) - began[1]) / count * 1e6,
         )
 
     try:
-        began = (_own_cpu(), _broker_cpu(broker), time.perf_counter())
+        began = (own_cpu_seconds(), _broker_cpu(broker), time.perf_counter())
         await publish_confirmed(queue, name, count, in_flight, size=300)
         published = leg(began)
-        began = (_own_cpu(), _broker_cpu(broker), time.perf_counter())
+        began = (own_cpu_seconds(), _broker_cpu(broker), time.perf_counter())
         got = 0
         deliveries = queue.consume(name, prefetch=256)
         async with asyncio.timeout(60):

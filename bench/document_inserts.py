@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import resource
 import tempfile
 import time
 import uuid
@@ -33,15 +32,18 @@ from pymongo.errors import OperationFailure
 
 from backend.stores.documents.mongo import MongoDocumentStore
 from backend.stores.documents.port import StoredMessage
-from bench.procs import LOADGEN_CPUS, SERVER_CPUS, TICK, cpu_ticks, pin, secantus
+from bench.procs import (
+    LOADGEN_CPUS,
+    SERVER_CPUS,
+    TICK,
+    cpu_ticks,
+    own_cpu_seconds,
+    pin,
+    secantus,
+)
 from bench.targets import SEALCHAT_CIPHERTEXT, body
 
 ROOMS = 50
-
-
-def _own_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def _messages(count: int, first: int) -> list[StoredMessage]:
@@ -77,12 +79,12 @@ async def _run(url: str, store_pid: int | None, drop: list[str], count: int, bat
         work = [_messages(batch, batch * (1 + n)) for n in range(count // batch)]
         count = batch * len(work)
         server = sum(cpu_ticks(store_pid)) if store_pid else 0
-        own, began = _own_cpu(), time.perf_counter()
+        own, began = own_cpu_seconds(), time.perf_counter()
         stored = 0
         for chunk in work:
             stored += await store.insert_messages(chunk)
         took = time.perf_counter() - began
-        own_us = (_own_cpu() - own) / count * 1e6
+        own_us = (own_cpu_seconds() - own) / count * 1e6
         server_us = (sum(cpu_ticks(store_pid)) - server) / TICK / count * 1e6 if store_pid else 0
         in_store = await collection.count_documents({})  # outside the measured window
         if stored != count or in_store != count + batch:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -63,6 +64,12 @@ def cpu_ticks(pid: int) -> tuple[int, int]:
         return (0, 0)
     fields = text[text.rindex(")") + 2 :].split()
     return int(fields[11]), int(fields[12])
+
+
+def own_cpu_seconds() -> float:
+    """This process's CPU time so far (user + system, all threads), to the microsecond."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def rss_bytes(pid: int) -> int:
